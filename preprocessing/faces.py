@@ -1,0 +1,74 @@
+"""Face detection and cropping shared by preprocessing and inference (one implementation of the crop rule)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+# MTCNN thresholds of the three cascade stages, per use, as in the original.
+DETECT_THRESHOLDS = (0.85, 0.95, 0.95)  # preprocessing: boxes of the REAL videos
+LANDMARK_THRESHOLDS = (0.65, 0.75, 0.75)  # preprocessing: 5 landmarks on crops
+INFERENCE_THRESHOLDS = (0.7, 0.8, 0.8)  # predict_folder / kernel_utils
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """`cuda` when available unless told otherwise."""
+    if requested and requested != "auto":
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def make_mtcnn(thresholds: Sequence[float], device: torch.device | str = "cpu"):
+    """facenet-pytorch MTCNN as the original configures it: every face, largest first, margin 0.
+
+    The weights ship inside the facenet-pytorch wheel, so this works offline.
+    """
+    from facenet_pytorch import MTCNN
+
+    return MTCNN(margin=0, thresholds=list(thresholds), keep_all=True, select_largest=True,
+                 post_process=False, device=torch.device(device))
+
+
+def detect_batch(mtcnn, frames: Sequence[np.ndarray], landmarks: bool = False):
+    """Run MTCNN on equally sized RGB frames in one call.
+
+    Returns, per frame, a float array of boxes (N, 4) sorted largest first, or None if no face; with
+    `landmarks=True` a (boxes, points (N, 5, 2)) pair per frame instead. facenet-pytorch returns object arrays
+    under NumPy 2, hence the explicit float conversion.
+    """
+    if len(frames) == 0:
+        return []
+    batch = np.stack(frames)
+    boxes, _probs, *rest = mtcnn.detect(batch, landmarks=landmarks)
+    points = rest[0] if landmarks else [None] * len(frames)
+    results = []
+    for frame_boxes, frame_points in zip(boxes, points):
+        if frame_boxes is None:
+            results.append(None)
+            continue
+        frame_boxes = np.asarray(frame_boxes, dtype=np.float64).reshape(-1, 4)
+        if landmarks:
+            results.append((frame_boxes, np.asarray(frame_points, dtype=np.float64).reshape(-1, 5, 2)))
+        else:
+            results.append(frame_boxes)
+    return results
+
+
+def scale_box(box: Sequence[float], factor: float = 2.0) -> tuple[int, int, int, int]:
+    """Half-resolution detector box to full-resolution integer pixels (`int(b * 2)`, as the original)."""
+    x1, y1, x2, y2 = (int(v * factor) for v in box)
+    return x1, y1, x2, y2
+
+
+def crop_face(frame: np.ndarray, box: Sequence[int]) -> np.ndarray:
+    """Crop a full-resolution face box with 1/3 of its width and height added on each side, clamped to the frame.
+
+    The crop is not squared (as the original). Returns an empty array when the box lies outside the frame.
+    """
+    x1, y1, x2, y2 = (int(v) for v in box)
+    pad_w, pad_h = (x2 - x1) // 3, (y2 - y1) // 3
+    height, width = frame.shape[:2]
+    top, bottom = max(y1 - pad_h, 0), min(y2 + pad_h, height)
+    left, right = max(x1 - pad_w, 0), min(x2 + pad_w, width)
+    return frame[top:bottom, left:right]

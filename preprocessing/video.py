@@ -1,0 +1,102 @@
+"""Video decoding with PyAV, keyed by the true frame index.
+
+Frames come out in presentation order; the index of each is derived from its timestamp when the stream has
+one, so a frame that fails to decode does not shift the indices of the frames after it (the original's
+detect step numbered frames by position and shifted every key after a failed decode).
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator
+
+import av
+import numpy as np
+
+
+class VideoReadError(RuntimeError):
+    """A video that cannot be opened or yields no frame; the message names the file."""
+
+
+def _open(path: Path):
+    path = Path(path)
+    if not path.is_file():
+        raise VideoReadError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise VideoReadError(f"{path}: empty file (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError) as err:
+        raise VideoReadError(f"{path}: cannot open ({err})") from err
+    if not container.streams.video:
+        container.close()
+        raise VideoReadError(f"{path}: no video stream")
+    return container
+
+
+def header_frame_count(path: Path) -> int:
+    """Frame count stored in the container header (0 when unknown). It can be wrong; readers must cope."""
+    with _open(path) as container:
+        return int(container.streams.video[0].frames or 0)
+
+
+class _FrameIndexer:
+    """Turns a decoded frame's timestamp into its frame number (falls back to counting)."""
+
+    def __init__(self, stream):
+        rate = stream.average_rate or stream.guessed_rate
+        self.step = (Fraction(1) / (Fraction(rate) * stream.time_base)) if rate and stream.time_base else None
+        self.start = stream.start_time
+        self.counter = 0
+
+    def __call__(self, frame) -> int:
+        if self.step is not None and frame.pts is not None:
+            start = self.start if self.start is not None else 0
+            index = int(round((frame.pts - start) / self.step))
+            self.counter = index + 1
+            return index
+        index = self.counter
+        self.counter += 1
+        return index
+
+
+def iter_frames(path: Path, keep: Callable[[int], bool] | None = None, downscale: int = 1,
+                threads: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (frame_index, RGB uint8 HxWx3) for every frame whose index passes `keep`.
+
+    Frames not kept are decoded (H.264 needs it) but never converted, which is most of the saving.
+    `downscale` > 1 shrinks to (w // downscale, h // downscale) during colour conversion (the detector runs on
+    half-size frames, as the original).
+    Raises VideoReadError if the file cannot be opened or not a single frame decodes; a corrupt packet in
+    the middle is skipped and the remaining frames keep their true indices.
+    """
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        if threads:
+            stream.thread_type = "AUTO"
+        index_of = _FrameIndexer(stream)
+        decoded_any = False
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                continue  # a damaged packet: drop it, later frames keep their timestamps
+            for frame in frames:
+                decoded_any = True
+                index = index_of(frame)
+                if keep is not None and not keep(index):
+                    continue
+                if downscale > 1:
+                    image = frame.to_ndarray(format="rgb24", width=frame.width // downscale,
+                                             height=frame.height // downscale)
+                else:
+                    image = frame.to_ndarray(format="rgb24")
+                yield index, image
+        if not decoded_any:
+            raise VideoReadError(f"{path}: no frame could be decoded")
+    except av.error.FFmpegError as err:
+        raise VideoReadError(f"{path}: decoding failed ({err})") from err
+    finally:
+        container.close()
+

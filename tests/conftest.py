@@ -1,0 +1,51 @@
+"""Shared fixtures: small real datasets generated once per test session (nothing is committed)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FFPP_ROOT = REPO_ROOT.parent / "shared" / "data" / "ffpp_c40"
+
+# Small enough for seconds of generation, big enough for every step: a holdout part (fold 0) and a train part.
+TINY_DEMO = dict(seed=0, parts=(0, 3), reals_per_part=3, frames=30)
+
+
+def run_script(*args: str, env: dict | None = None, check: bool = True, timeout: float = 900):
+    """Run a repository script or module the way a user does, from the repository root."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
+    result = subprocess.run([str(a) for a in args], cwd=REPO_ROOT, env=full_env, capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory) -> Path:
+    """A freshly generated tiny demo dataset (raw videos + metadata only). Do not write into it."""
+    from preprocessing.make_demo_dataset import make_demo_dataset
+
+    return make_demo_dataset(tmp_path_factory.mktemp("demo_raw"), **TINY_DEMO)
+
+
+@pytest.fixture(scope="session")
+def preprocessed_demo(tmp_path_factory) -> Path:
+    """The tiny demo dataset after `preprocess_data.sh`: boxes, crops, landmarks, diffs and folds.csv."""
+    from preprocessing.make_demo_dataset import make_demo_dataset
+
+    root = make_demo_dataset(tmp_path_factory.mktemp("demo_preprocessed"), **TINY_DEMO)
+    run_script("bash", "preprocess_data.sh", root, "--workers", "2")
+    return root
+
+
+@pytest.fixture
+def python() -> str:
+    return sys.executable
