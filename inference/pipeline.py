@@ -1,0 +1,177 @@
+"""Scoring many videos with decoding (and CPU face detection) in worker processes, overlapped with the model.
+
+Workers run `prepare_video` on one video each: decode the sampled frames, halve them, and, when the detector
+runs on the CPU, detect and crop as well (one single-threaded MTCNN per worker, so videos are detected in
+parallel). With a GPU detector the worker returns the frames and the main process detects on the GPU.
+The main process only runs what needs the accelerator, while the workers prepare the next videos.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+import kernel_utils as ku
+from preprocessing import faces
+from preprocessing.video import VideoReadError
+
+UNREADABLE = "unreadable"
+NO_FACE = "no face"
+
+
+@dataclass(frozen=True)
+class PredictionConfig:
+    frames_per_video: int = ku.FRAMES_PER_VIDEO
+    size: int = ku.INPUT_SIZE
+    device: torch.device = torch.device("cpu")
+    detector_device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float32
+    batch_size: int = 64  # crops per classifier call
+    frames_per_detector_call: int = 1
+    workers: int = 0
+    detect_in_workers: bool = True  # False: workers only decode, the main process detects (a GPU detector)
+
+
+@dataclass
+class PreparedVideo:
+    """What a worker hands back: crops (CPU detector), or frames to detect in the main process, or an error."""
+
+    path: Path
+    frames: ku.SampledFrames | None = None
+    half_frames: Sequence[np.ndarray] | torch.Tensor | None = None  # a tensor while crossing processes
+    crops: ku.FaceCrops | None = None
+    error: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class VideoResult:
+    name: str
+    score: float | None  # None when the video could not be scored
+    failure: str | None = None  # UNREADABLE or NO_FACE
+    reason: str | None = None
+    crop_keys: list[tuple[int, int]] = field(default_factory=list)
+    crop_scores: np.ndarray | None = None  # ensemble mean of the sigmoid per crop
+    crop_images: np.ndarray | None = None  # model inputs, only kept when thumbnails are wanted
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+_worker_mtcnn = None
+
+
+def _mtcnn_for_this_process(device: torch.device):
+    global _worker_mtcnn
+    if _worker_mtcnn is None:
+        _worker_mtcnn = faces.make_mtcnn(faces.INFERENCE_THRESHOLDS, device)
+    return _worker_mtcnn
+
+
+def _stacked(frames) -> torch.Tensor:
+    """One uint8 tensor for a video's frames: it crosses from a worker through shared memory, not a pipe."""
+    return torch.from_numpy(np.stack(frames))
+
+
+def _as_arrays(frames) -> Sequence[np.ndarray]:
+    return frames.numpy() if isinstance(frames, torch.Tensor) else frames
+
+
+def detect_and_crop(prepared: PreparedVideo, mtcnn, config: PredictionConfig) -> PreparedVideo:
+    started = time.perf_counter()
+    prepared.frames.frames = _as_arrays(prepared.frames.frames)
+    prepared.half_frames = _as_arrays(prepared.half_frames)
+    boxes = ku.detect_faces(mtcnn, prepared.half_frames, config.frames_per_detector_call)
+    detected = time.perf_counter()
+    prepared.crops = ku.crop_faces(prepared.frames, boxes, config.size)
+    prepared.seconds["detect"] = detected - started
+    prepared.seconds["crop"] = time.perf_counter() - detected
+    prepared.frames = prepared.half_frames = None  # no need to ship full frames back
+    return prepared
+
+
+def prepare_video(path: Path, config: PredictionConfig) -> PreparedVideo:
+    """Decode (and, with a CPU detector, detect and crop) one video; a VideoReadError becomes an error record."""
+    prepared = PreparedVideo(path=Path(path))
+    started = time.perf_counter()
+    try:
+        prepared.frames = ku.read_sampled_frames(path, config.frames_per_video)
+    except VideoReadError as err:
+        prepared.error = str(err)
+        return prepared
+    decoded = time.perf_counter()
+    prepared.half_frames = [ku.half_size(frame) for frame in prepared.frames.frames]
+    prepared.seconds["decode"] = decoded - started
+    prepared.seconds["resize"] = time.perf_counter() - decoded
+    if config.detect_in_workers:
+        detect_and_crop(prepared, _mtcnn_for_this_process(config.detector_device), config)
+    else:
+        prepared.frames.frames, prepared.half_frames = _stacked(prepared.frames.frames), _stacked(prepared.half_frames)
+    return prepared
+
+
+class _VideoDataset(Dataset):
+    def __init__(self, paths: Sequence[Path], config: PredictionConfig):
+        self.paths, self.config = list(paths), config
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> PreparedVideo:
+        return prepare_video(self.paths[index], self.config)
+
+
+def _as_is(item):
+    return item
+
+
+def _init_worker(_worker_id: int) -> None:
+    cv2.setNumThreads(1)  # torch is already limited to one thread per DataLoader worker
+
+
+def score_prepared(prepared: PreparedVideo, models: Sequence[torch.nn.Module], config: PredictionConfig,
+                   keep_images: bool = False) -> VideoResult:
+    """Classify the crops of one prepared video and aggregate them (confident strategy per model, then mean)."""
+    name = prepared.path.name
+    if prepared.error is not None:
+        return VideoResult(name, None, UNREADABLE, prepared.error, seconds=prepared.seconds)
+    crops = prepared.crops
+    if len(crops.keys) == 0:
+        reason = f"no face found in {len(prepared.frames.indices) if prepared.frames else crops.frames_without_face}" \
+                 f" sampled frames"
+        return VideoResult(name, None, NO_FACE, reason, seconds=prepared.seconds)
+    started = time.perf_counter()
+    probabilities = ku.predict_probabilities(models, crops.inputs, config.device, config.dtype, config.batch_size)
+    score = ku.ensemble_score(probabilities)
+    prepared.seconds["classify"] = time.perf_counter() - started
+    return VideoResult(name, score, crop_keys=crops.keys, crop_scores=probabilities.mean(axis=0),
+                       crop_images=crops.inputs if keep_images else None, seconds=prepared.seconds)
+
+
+def predict_videos(paths: Sequence[Path], models: Sequence[torch.nn.Module], config: PredictionConfig,
+                   keep_images: bool = False, progress: bool = True) -> Iterator[VideoResult]:
+    """Yield one VideoResult per path, in order."""
+    loader = DataLoader(_VideoDataset(paths, config), batch_size=None, num_workers=config.workers,
+                        collate_fn=_as_is, worker_init_fn=_init_worker if config.workers else None,
+                        prefetch_factor=2 if config.workers else None)
+    mtcnn = None if config.detect_in_workers else faces.make_mtcnn(faces.INFERENCE_THRESHOLDS,
+                                                                     config.detector_device)
+    for prepared in tqdm(loader, total=len(paths), desc="videos", disable=not progress):
+        if prepared.error is None and prepared.crops is None:
+            detect_and_crop(prepared, mtcnn, config)
+        yield score_prepared(prepared, models, config, keep_images)
+
+
+def stage_seconds(results: Sequence[VideoResult]) -> dict[str, float]:
+    """Summed seconds per stage over all videos (stages in workers overlap each other and the model)."""
+    total = defaultdict(float)
+    for result in results:
+        for stage, seconds in result.seconds.items():
+            total[stage] += seconds
+    return dict(total)

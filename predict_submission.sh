@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The winner's submission: the seven-checkpoint B7 ensemble over every *.mp4 in TEST_DIR.
+# Usage: bash predict_submission.sh TEST_DIR OUTPUT_CSV [extra predict_folder.py options, e.g. --workers 8]
+set -euo pipefail
+if [ "$#" -lt 2 ]; then
+    echo "usage: bash predict_submission.sh TEST_DIR OUTPUT_CSV [predict_folder.py options]" >&2
+    exit 2
+fi
+TEST_DIR="$1"; OUTPUT="$2"; shift 2
+REPO_DIR="$(cd "$(dirname "$0")" && pwd)"
+WEIGHTS_DIR="${WEIGHTS_DIR:-$REPO_DIR/weights}"
+MODELS=(
+    final_111_DeepFakeClassifier_tf_efficientnet_b7_ns_0_36
+    final_555_DeepFakeClassifier_tf_efficientnet_b7_ns_0_19
+    final_777_DeepFakeClassifier_tf_efficientnet_b7_ns_0_29
+    final_777_DeepFakeClassifier_tf_efficientnet_b7_ns_0_31
+    final_888_DeepFakeClassifier_tf_efficientnet_b7_ns_0_37
+    final_888_DeepFakeClassifier_tf_efficientnet_b7_ns_0_40
+    final_999_DeepFakeClassifier_tf_efficientnet_b7_ns_0_23
+)
+missing=()
+for name in "${MODELS[@]}"; do
+    [ -s "$WEIGHTS_DIR/$name" ] || missing+=("$name")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "error: ${#missing[@]} of ${#MODELS[@]} checkpoints are missing from $WEIGHTS_DIR: ${missing[*]}" >&2
+    echo "run: bash weights/download_weights.sh" >&2
+    exit 1
+fi
+PYTHON="${PYTHON:-$REPO_DIR/.venv/bin/python}"
+[ -x "$PYTHON" ] || PYTHON=python3
+export PYTHONPATH="$REPO_DIR${PYTHONPATH:+:$PYTHONPATH}"
+exec "$PYTHON" "$REPO_DIR/predict_folder.py" --weights-dir "$WEIGHTS_DIR" --models "${MODELS[@]}" \
+    --test-dir "$TEST_DIR" --output "$OUTPUT" --encoder tf_efficientnet_b7_ns "$@"
