@@ -1,0 +1,195 @@
+"""Step 1: MTCNN face boxes for every REAL video, on half-size frames.
+
+Worker processes decode videos (only every --frame-stride-th frame is converted); the main process runs the
+detector on batches of equally sized frames, taken across videos, and writes boxes/<id>.json per video:
+{"<true frame index>": [[x1, y1, x2, y2], ...] in half-resolution pixels, largest face first | null}.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+from collections import defaultdict
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from preprocessing.common import (CROP_FRAME_STEP, RunSummary, VideoEntry, atomic_write_json,
+                                  limit_library_threads)
+from preprocessing.faces import DETECT_THRESHOLDS, detect_batch, make_mtcnn, pick_device
+from preprocessing.layout import boxes_path
+from preprocessing.step import load_entries, make_parser, missing_file_failures, shard_of
+from preprocessing.video import VideoReadError, header_frame_count, iter_frames
+
+log = logging.getLogger("preprocessing")
+DOWNSCALE = 2  # the detector sees half-size frames, as the original
+
+
+@dataclass
+class DecodedVideo:
+    """What a decoding worker sends back: the kept half-size frames of one video, or why there are none."""
+
+    video_id: str
+    name: str  # the file name, for reports
+    indices: list[int] = field(default_factory=list)
+    frames: np.ndarray | None = None  # (N, H, W, 3) RGB uint8
+    undecodable_kept_frames: int = 0
+    error: str | None = None
+
+
+def decode_for_detection(job: tuple[VideoEntry, int, bool]) -> DecodedVideo:
+    """Decode one video, keeping frames whose index is a multiple of the stride, at half size."""
+    entry, stride, threads = job
+    try:
+        decoded = list(iter_frames(entry.path, keep=lambda i: i % stride == 0, downscale=DOWNSCALE, threads=threads))
+        if not decoded:
+            raise VideoReadError(f"{entry.path}: frames decode, but none at a multiple of --frame-stride {stride}")
+        expected = -(-header_frame_count(entry.path) // stride)  # kept frames the header promises (0 if unknown)
+        indices = [index for index, _ in decoded]
+        frames = np.stack([frame for _, frame in decoded])
+        return DecodedVideo(entry.video_id, entry.name, indices, frames, max(expected - len(indices), 0))
+    except VideoReadError as err:
+        return DecodedVideo(entry.video_id, entry.name, error=str(err))
+    except Exception as err:  # an unexpected decoder failure must not stop the other videos
+        return DecodedVideo(entry.video_id, entry.name, error=f"{entry.path}: {type(err).__name__}: {err}")
+
+
+def decoded_videos(entries: list[VideoEntry], stride: int, workers: int) -> Iterator[DecodedVideo]:
+    """Decoded videos in completion order.
+
+    Decoding runs ahead of detection by a bounded number of videos, which bounds memory when the detector is
+    the slower side: 2 per worker at the default stride (~45 MB per 1080p DFDC video), proportionally fewer at
+    smaller strides, where one video holds up to 10x more frames.
+    """
+    if workers <= 1:
+        for entry in entries:
+            yield decode_for_detection((entry, stride, True))
+        return
+    pending_entries = iter(entries)
+    context = mp.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=limit_library_threads) as pool:
+        in_flight = set()
+        max_in_flight = max(2, min(2 * workers, 2 * workers * stride // CROP_FRAME_STEP))
+        while True:
+            while len(in_flight) < max_in_flight:
+                entry = next(pending_entries, None)
+                if entry is None:
+                    break
+                in_flight.add(pool.submit(decode_for_detection, (entry, stride, False)))
+            if not in_flight:
+                return
+            finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield future.result()
+
+
+class FrameBatcher:
+    """Collects frames of several videos into detector batches of one frame size (MTCNN needs equal sizes)
+    and hands back each video once all its frames have boxes."""
+
+    def __init__(self, detect, batch_size: int):
+        self.detect = detect
+        self.batch_size = batch_size
+        self.queues: dict[tuple, list[tuple[DecodedVideo, int]]] = defaultdict(list)
+        self.boxes: dict[str, list] = {}
+        self.remaining: dict[str, int] = {}
+
+    def add(self, video: DecodedVideo) -> list[DecodedVideo]:
+        self.boxes[video.video_id] = [None] * len(video.indices)
+        self.remaining[video.video_id] = len(video.indices)
+        queue = self.queues[video.frames.shape[1:]]
+        queue.extend((video, position) for position in range(len(video.indices)))
+        finished = []
+        while len(queue) >= self.batch_size:
+            finished += self._run(queue, self.batch_size)
+        return finished
+
+    def flush(self) -> list[DecodedVideo]:
+        finished = []
+        for queue in self.queues.values():
+            while queue:
+                finished += self._run(queue, self.batch_size)
+        return finished
+
+    def result(self, video: DecodedVideo) -> list:
+        self.remaining.pop(video.video_id)
+        return self.boxes.pop(video.video_id)
+
+    def _run(self, queue: list, size: int) -> list[DecodedVideo]:
+        batch, queue[:] = queue[:size], queue[size:]
+        detections = self.detect([video.frames[position] for video, position in batch])
+        finished = []
+        for (video, position), boxes in zip(batch, detections):
+            self.boxes[video.video_id][position] = boxes
+            self.remaining[video.video_id] -= 1
+            if self.remaining[video.video_id] == 0:
+                finished.append(video)
+        return finished
+
+
+def boxes_json(indices: list[int], boxes: list) -> dict[str, list | None]:
+    return {str(index): (None if frame_boxes is None else frame_boxes.tolist())
+            for index, frame_boxes in zip(indices, boxes)}
+
+
+def parse_args(argv):
+    parser = make_parser(__doc__.splitlines()[0])
+    parser.add_argument("--frame-stride", type=int, default=10,
+                        help="detect on every N-th frame (default 10: the frames extract_crops uses; 1 = every frame)")
+    parser.add_argument("--batch-size", type=int, default=32, help="frames per detector call (default 32)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    args = parser.parse_args(argv)
+    if args.frame_stride < 1 or args.batch_size < 1:
+        parser.error("--frame-stride and --batch-size must be at least 1")
+    return args
+
+
+def main(argv: Iterable[str] | None = None) -> RunSummary:
+    args = parse_args(argv)
+    entries = load_entries(args)
+    summary = RunSummary("detect_original_faces")
+    videos = missing_file_failures([e for e in shard_of(entries, args) if not e.is_fake], summary)
+    todo = [e for e in videos if not boxes_path(args.root_dir, e.video_id).is_file()]
+    summary.skipped = len(videos) - len(todo)
+    if not todo:
+        summary.report()
+        return summary
+
+    device = pick_device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    mtcnn = make_mtcnn(DETECT_THRESHOLDS, device)
+    batcher = FrameBatcher(lambda frames: detect_batch(mtcnn, frames), args.batch_size)
+
+    def write(video: DecodedVideo) -> None:
+        boxes = batcher.result(video)
+        summary.frames_without_face += sum(frame_boxes is None for frame_boxes in boxes)
+        atomic_write_json(boxes_path(args.root_dir, video.video_id), boxes_json(video.indices, boxes))
+        summary.done += 1
+
+    with tqdm(total=len(todo), desc="detect faces (videos)") as progress:
+        for video in decoded_videos(todo, args.frame_stride, args.workers):
+            if video.error:
+                summary.fail(video.name, video.error)
+                progress.update()
+                continue
+            if video.undecodable_kept_frames:
+                summary.notes["kept frames that failed to decode"] += video.undecodable_kept_frames
+                log.warning("%s: %d kept frames failed to decode; their keys are absent",
+                            video.name, video.undecodable_kept_frames)
+            for finished in batcher.add(video):
+                write(finished)
+                progress.update()
+        for finished in batcher.flush():
+            write(finished)
+            progress.update()
+    summary.report()
+    return summary
+
+
+if __name__ == "__main__":
+    main()

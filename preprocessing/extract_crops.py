@@ -1,0 +1,107 @@
+"""Step 2: face crops of every video, every 10th frame, cut with its ORIGINAL's boxes.
+
+A fake is cropped where its original's faces are, which keeps real and fake crops pixel-aligned; this only
+holds when the fake has the original's frame count and resolution, so fakes that differ are reported and
+skipped. Output: crops/<id>/<frame>_<actor>.png (BGR), then a done marker per video.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import av
+import cv2
+
+from preprocessing.common import (CROP_FRAME_STEP, RunSummary, VideoEntry, atomic_write_image, is_done, run_parallel,
+                                  write_done_marker)
+from preprocessing.faces import crop_face, scale_box
+from preprocessing.layout import boxes_path, crop_name, crops_folder, load_boxes
+from preprocessing.step import load_entries, make_parser, missing_file_failures, shard_of
+from preprocessing.video import VideoReadError, header_frame_count, iter_frames
+
+MISALIGNED = "misaligned with original"
+NO_ORIGINAL_BOXES = "original has no boxes file"
+
+
+def video_geometry(path) -> tuple[int, int, int]:
+    """(width, height, header frame count) from the container header, without decoding frames."""
+    frames = header_frame_count(path)  # also rejects missing, empty and unopenable files
+    try:
+        with av.open(str(path)) as container:
+            context = container.streams.video[0].codec_context
+            return context.width, context.height, frames
+    except av.error.FFmpegError as err:
+        raise VideoReadError(f"{path}: cannot read the header ({err})") from err
+
+
+def misalignment(fake: VideoEntry, original_path) -> str | None:
+    """Why the fake's frames do not line up with its original's, or None when they do."""
+    fake_w, fake_h, fake_n = video_geometry(fake.path)
+    orig_w, orig_h, orig_n = video_geometry(original_path)
+    if (fake_w, fake_h) != (orig_w, orig_h):
+        return f"{MISALIGNED}: {fake_w}x{fake_h} vs {orig_w}x{orig_h} ({original_path.name})"
+    if fake_n != orig_n:
+        return f"{MISALIGNED}: {fake_n} frames vs {orig_n} ({original_path.name})"
+    return None
+
+
+def crop_video(job: tuple) -> RunSummary:
+    """Crops of one video into its folder; everything that goes wrong is in the returned summary."""
+    root, entry, original_path = job
+    summary = RunSummary("extract_crops")
+    try:
+        if entry.is_fake:
+            problem = misalignment(entry, original_path)
+            if problem:
+                summary.notes[MISALIGNED] += 1
+                summary.fail(entry.name, problem)
+                return summary
+        boxes = load_boxes(boxes_path(root, entry.original_id))
+        out = crops_folder(root, entry.video_id)
+        out.mkdir(parents=True, exist_ok=True)
+        wanted = {index for index, frame_boxes in boxes.items() if index % CROP_FRAME_STEP == 0}
+        summary.frames_without_face += sum(boxes[index] is None for index in wanted)
+        with_face = {index for index in wanted if boxes[index]}
+        for index, frame in iter_frames(entry.path, keep=with_face.__contains__):
+            for actor, box in enumerate(boxes[index]):
+                crop = crop_face(frame, scale_box(box))
+                if crop.size == 0:
+                    summary.notes["boxes outside the frame"] += 1
+                    continue
+                atomic_write_image(out / crop_name(index, actor), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        write_done_marker(out)
+        summary.done = 1
+    except VideoReadError as err:
+        summary.fail(entry.name, str(err))
+    except Exception as err:  # one bad video must not stop the others
+        summary.fail(entry.name, f"{type(err).__name__}: {err}")
+    return summary
+
+
+def main(argv: Iterable[str] | None = None) -> RunSummary:
+    args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
+    entries = load_entries(args)
+    summary = RunSummary("extract_crops")
+    videos = missing_file_failures(shard_of(entries, args), summary)
+    jobs = []
+    for entry in videos:
+        if is_done(crops_folder(args.root_dir, entry.video_id)):
+            summary.skipped += 1
+            continue
+        if not boxes_path(args.root_dir, entry.original_id).is_file():
+            reason = NO_ORIGINAL_BOXES if entry.is_fake else "no boxes file (detect_original_faces failed on it)"
+            summary.notes[reason] += 1
+            summary.fail(entry.name, f"{reason}: {boxes_path(args.root_dir, entry.original_id)} is missing")
+            continue
+        original = entries.get(entry.original_id)
+        if original is None:
+            summary.fail(entry.name, f"its original {entry.original} is not listed in any metadata.json")
+            continue
+        jobs.append((args.root_dir, entry, original.path))
+    for result in run_parallel(crop_video, jobs, args.workers, desc="extract crops (videos)"):
+        summary.merge(result)
+    summary.report()
+    return summary
+
+
+if __name__ == "__main__":
+    main()

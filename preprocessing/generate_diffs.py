@@ -1,0 +1,77 @@
+"""Step 4: SSIM difference masks between each fake crop and the same crop of its original.
+
+diffs/<fake_id>/<frame>_<actor>_diff.png: grey uint8, 255 * clip(1 - SSIM map, 0, 1) converted BGR -> grey.
+The clip fixes the original's uint8 wrap-around where SSIM < 0. Crops of different shapes are reported.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import cv2
+import numpy as np
+from skimage.metrics import structural_similarity
+
+from preprocessing.common import RunSummary, atomic_write_image, is_done, run_parallel, write_done_marker
+from preprocessing.layout import crops_folder, diffs_folder, list_crops
+from preprocessing.step import load_entries, make_parser, shard_of
+
+
+def ssim_difference(fake_bgr: np.ndarray, original_bgr: np.ndarray) -> np.ndarray:
+    """Grey uint8 mask, bright where the fake differs from the original."""
+    _score, similarity = structural_similarity(fake_bgr, original_bgr, channel_axis=-1, full=True, data_range=255)
+    difference = (np.clip(1.0 - similarity, 0.0, 1.0) * 255).astype(np.uint8)
+    return cv2.cvtColor(difference, cv2.COLOR_BGR2GRAY)
+
+
+def diffs_of_fake(job: tuple) -> RunSummary:
+    root, fake_id, original_id = job
+    summary = RunSummary("generate_diffs")
+    try:
+        fake_dir, original_dir = crops_folder(root, fake_id), crops_folder(root, original_id)
+        out = diffs_folder(root, fake_id)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in list_crops(fake_dir):
+            if not (original_dir / name).is_file():
+                summary.notes["fake crops with no original crop"] += 1
+                summary.fail(str(fake_dir / name), f"no crop {name} in {original_dir}")
+                continue
+            fake = cv2.imread(str(fake_dir / name), cv2.IMREAD_COLOR)
+            original = cv2.imread(str(original_dir / name), cv2.IMREAD_COLOR)
+            if fake is None or original is None:
+                summary.fail(str(fake_dir / name), "unreadable crop image (fake or original)")
+                continue
+            if fake.shape != original.shape:
+                summary.notes["shape mismatch"] += 1
+                summary.fail(str(fake_dir / name), f"shape {fake.shape} differs from original {original.shape}")
+                continue
+            atomic_write_image(out / name.replace(".png", "_diff.png"), ssim_difference(fake, original))
+        write_done_marker(out)
+        summary.done = 1
+    except Exception as err:  # one bad video must not stop the others
+        summary.fail(fake_id, f"{type(err).__name__}: {err}")
+    return summary
+
+
+def main(argv: Iterable[str] | None = None) -> RunSummary:
+    args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
+    entries = load_entries(args)
+    summary = RunSummary("generate_diffs")
+    jobs = []
+    for fake in (e for e in shard_of(entries, args) if e.is_fake):
+        if is_done(diffs_folder(args.root_dir, fake.video_id)):
+            summary.skipped += 1
+            continue
+        missing = [vid for vid in (fake.video_id, fake.original_id) if not is_done(crops_folder(args.root_dir, vid))]
+        if missing:
+            summary.notes["fakes without finished crops (fake or original)"] += 1
+            summary.fail(fake.name, f"no finished crops folder for {', '.join(missing)}")
+            continue
+        jobs.append((args.root_dir, fake.video_id, fake.original_id))
+    for result in run_parallel(diffs_of_fake, jobs, args.workers, desc="SSIM diffs (fakes)"):
+        summary.merge(result)
+    summary.report()
+    return summary
+
+
+if __name__ == "__main__":
+    main()

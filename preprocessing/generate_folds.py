@@ -1,0 +1,103 @@
+"""Step 5: folds.csv, one row per face crop: video,file,label,original,frame,fold.
+
+The fold comes from the DFDC part number: with sz = 50 // n_splits, fold = min(part // sz, n_splits - 1)
+(16 splits: parts 0-2 -> fold 0, the holdout; parts 45-49 -> fold 15). A fake is always in its original's
+fold. Every crop that exists is a row: all actors, all frames, and real videos that have no fake.
+Rows are shuffled with --seed. Needs the crops of ALL videos, so run it once, after every shard finished.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import random
+from pathlib import Path
+from typing import Iterable
+
+from preprocessing.common import RunSummary, VideoEntry, atomic_write_bytes, is_done
+from preprocessing.layout import FOLDS_FILE, crops_folder, list_crops, parse_crop_name
+from preprocessing.step import load_entries, make_parser
+
+log = logging.getLogger("preprocessing")
+COLUMNS = ("video", "file", "label", "original", "frame", "fold")
+DFDC_PARTS = 50
+
+
+def fold_of_part(part: int, n_splits: int) -> int:
+    size = DFDC_PARTS // n_splits
+    return min(part // size, n_splits - 1)
+
+
+def video_folds(entries: dict[str, VideoEntry], n_splits: int) -> dict[str, int]:
+    """Fold of every video; ValueError naming the video when a fake's original is unknown or in another fold."""
+    folds = {video_id: fold_of_part(entry.part, n_splits) for video_id, entry in entries.items()}
+    for entry in entries.values():
+        if not entry.is_fake:
+            continue
+        if entry.original_id not in folds:
+            raise ValueError(f"fake {entry.name} (part {entry.part}): its original {entry.original} is not listed "
+                             f"in any dfdc_train_part_N/metadata.json, so it has no part and no fold")
+        if folds[entry.original_id] != folds[entry.video_id]:
+            original = entries[entry.original_id]
+            raise ValueError(f"fake {entry.name} is in part {entry.part} (fold {folds[entry.video_id]}) but its "
+                             f"original {original.name} is in part {original.part} (fold {folds[original.video_id]}):"
+                             f" the original would leak between folds")
+    return folds
+
+
+def fold_rows(root: Path, entries: dict[str, VideoEntry], folds: dict[str, int], summary: RunSummary) -> list[tuple]:
+    rows = []
+    for video_id in sorted(entries):
+        entry = entries[video_id]
+        folder = crops_folder(root, video_id)
+        if not is_done(folder):
+            summary.notes["videos without finished crops (not in folds.csv)"] += 1
+            log.warning("generate_folds: %s has no finished crops folder %s; it gets no rows", entry.name, folder)
+            continue
+        for name in list_crops(folder):
+            frame, _actor = parse_crop_name(name)
+            rows.append((video_id, name, int(entry.is_fake), entry.original_id, frame, folds[video_id]))
+        summary.done += 1
+    return rows
+
+
+def csv_bytes(rows: list[tuple]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def main(argv: Iterable[str] | None = None) -> RunSummary:
+    parser = make_parser(__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None, help=f"output CSV (default DATA_ROOT/{FOLDS_FILE})")
+    parser.add_argument("--n-splits", type=int, default=16, help="number of folds over the 50 DFDC parts (default 16)")
+    parser.add_argument("--seed", type=int, default=777, help="seed of the row shuffle (default 777)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.n_splits <= DFDC_PARTS:
+        parser.error(f"--n-splits must be between 1 and {DFDC_PARTS}")
+    entries = load_entries(args)
+    if args.num_shards > 1:
+        log.info("generate_folds covers all videos; --num-shards/--shard-index are ignored")
+    out = args.out or args.root_dir / FOLDS_FILE
+    summary = RunSummary("generate_folds")
+    try:
+        folds = video_folds(entries, args.n_splits)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from err
+    rows = fold_rows(args.root_dir, entries, folds, summary)
+    random.Random(args.seed).shuffle(rows)
+    content = csv_bytes(rows)
+    if out.is_file() and out.read_bytes() == content:
+        summary.skipped, summary.done = summary.done, 0
+        log.info("%s is already up to date", out)
+    else:
+        atomic_write_bytes(out, content)
+        summary.notes[f"rows written to {out}"] = len(rows)
+    summary.report()
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Step 3: five MTCNN landmarks on every crop of every REAL video.
+
+landmarks/<id>/<frame>_<actor>.npy: int16 (5, 2) x, y in crop pixels, of the largest face MTCNN finds in the
+crop (left eye, right eye, nose, mouth left, mouth right). Fakes reuse their original's landmarks (the crops
+are aligned). Crops of one size are detected in one batch; a crop with no face gets no file and is counted.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import lru_cache
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from preprocessing.common import RunSummary, atomic_write_npy, is_done, run_parallel, write_done_marker
+from preprocessing.faces import LANDMARK_THRESHOLDS, detect_batch, make_mtcnn, pick_device
+from preprocessing.layout import crops_folder, landmarks_folder, list_crops
+from preprocessing.step import load_entries, make_parser, shard_of
+
+
+@lru_cache(maxsize=None)
+def landmark_detector(device: str):
+    """One MTCNN per worker process."""
+    return make_mtcnn(LANDMARK_THRESHOLDS, pick_device(device))
+
+
+def read_crops(folder, names: list[str], summary: RunSummary) -> dict[tuple, list[tuple[str, np.ndarray]]]:
+    """Readable crops as RGB, grouped by shape so that each group is one detector batch."""
+    groups = defaultdict(list)
+    for name in names:
+        image = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
+        if image is None:
+            summary.fail(str(folder / name), "unreadable crop image")
+            continue
+        groups[image.shape].append((name, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
+    return groups
+
+
+def landmarks_of_video(job: tuple) -> RunSummary:
+    root, video_id, device = job
+    summary = RunSummary("generate_landmarks")
+    try:
+        source, out = crops_folder(root, video_id), landmarks_folder(root, video_id)
+        out.mkdir(parents=True, exist_ok=True)
+        mtcnn = landmark_detector(device)
+        for crops in read_crops(source, list_crops(source), summary).values():
+            results = detect_batch(mtcnn, [image for _, image in crops], landmarks=True)
+            for (name, _), found in zip(crops, results):
+                if found is None:
+                    summary.frames_without_face += 1
+                    continue
+                points = np.round(found[1][0]).astype(np.int16)
+                atomic_write_npy(out / name.replace(".png", ".npy"), points)
+        write_done_marker(out)
+        summary.done = 1
+    except Exception as err:  # one bad video must not stop the others
+        summary.fail(video_id, f"{type(err).__name__}: {err}")
+    return summary
+
+
+def main(argv: Iterable[str] | None = None) -> RunSummary:
+    parser = make_parser(__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default: crops are small, worker processes each run their own detector) or cuda")
+    args = parser.parse_args(argv)
+    entries = load_entries(args)
+    summary = RunSummary("generate_landmarks")
+    jobs = []
+    for entry in (e for e in shard_of(entries, args) if not e.is_fake):
+        if is_done(landmarks_folder(args.root_dir, entry.video_id)):
+            summary.skipped += 1
+        elif not is_done(crops_folder(args.root_dir, entry.video_id)):
+            summary.notes["real videos without finished crops"] += 1
+            summary.fail(entry.name, "no finished crops folder (extract_crops failed or has not run)")
+        else:
+            jobs.append((args.root_dir, entry.video_id, args.device))
+    workers = 1 if args.device.startswith("cuda") else args.workers
+    for result in run_parallel(landmarks_of_video, jobs, workers, desc="landmarks (videos)"):
+        summary.merge(result)
+    summary.report()
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Command-line plumbing shared by the preprocessing steps: parse, load the dataset, pick this shard, exit cleanly."""
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Sequence
+
+from preprocessing.common import VideoEntry, add_common_args, load_dataset, setup_logging, take_shard
+
+log = logging.getLogger("preprocessing")
+
+
+def make_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    add_common_args(parser)
+    return parser
+
+
+def load_entries(args: argparse.Namespace) -> dict[str, VideoEntry]:
+    """All metadata entries under --root-dir; a broken layout or metadata file exits with a message naming it."""
+    setup_logging()
+    try:
+        return load_dataset(args.root_dir)
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"error: {err}") from err
+
+
+def shard_of(entries: dict[str, VideoEntry], args: argparse.Namespace) -> list[VideoEntry]:
+    """The videos of the whole dataset this process handles, sorted by id.
+
+    Shards split families (an original and its fakes) by the original's id, so every step of a shard finds the
+    boxes and crops of its fakes' originals in its own shard; the split depends on the full dataset only, so
+    every step agrees on it.
+    """
+    try:
+        families = set(take_shard({e.original_id for e in entries.values()}, args.num_shards, args.shard_index))
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from err
+    chosen = sorted((e for e in entries.values() if e.original_id in families), key=lambda e: e.video_id)
+    if args.num_shards > 1:
+        log.info("shard %d of %d: %d of %d videos", args.shard_index, args.num_shards, len(chosen), len(entries))
+    return chosen
+
+
+def missing_file_failures(entries: Sequence[VideoEntry], summary) -> list[VideoEntry]:
+    """Entries whose video file exists; the others are reported (metadata lists a file that is not on disk)."""
+    present = []
+    for entry in entries:
+        if entry.path.is_file():
+            present.append(entry)
+        else:
+            summary.notes["listed in metadata but missing on disk"] += 1
+            summary.fail(entry.name, f"listed in {entry.path.parent / 'metadata.json'} but {entry.path} does not exist")
+    return present
+
