@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The original's five B7 trainings (seeds 111 555 777 888 999), one torchrun job per seed. See usage below.
+set -euo pipefail
+
+usage() {
+    cat >&2 <<'USAGE'
+usage: train.sh DATA_ROOT NUM_GPUS [extra train_classifier.py arguments]
+
+DATA_ROOT  preprocessed dataset (crops/, landmarks/, diffs/, folds.csv from preprocess_data.sh)
+NUM_GPUS   training processes per node (one per GPU), a positive integer
+
+Per seed S: checkpoints weights/<name>_S_DeepFakeClassifier_<encoder>_0_{EPOCH,last,best}, stdout log
+logs/<name>_S (validation fake_loss/real_loss lines for plot_loss.py), TensorBoard + metrics.csv in
+logs/<name>_S_DeepFakeClassifier_<encoder>_0/, where <name> is the config file's name (b7).
+
+environment:
+  CONFIG=configs/b7.json   training config
+  SEEDS="111 555 777 888 999"
+  NNODES=1                 nodes; above 1, start train.sh on every node with the same RDZV_ENDPOINT
+  RDZV_ENDPOINT=host:port  c10d rendezvous on the first node (required when NNODES > 1)
+  DRY_RUN=1                print the commands instead of running them
+USAGE
+    exit 2
+}
+
+[[ $# -ge 2 ]] || usage
+DATA_ROOT="$1"
+NUM_GPUS="$2"
+shift 2
+if [[ -z "$DATA_ROOT" || ! -d "$DATA_ROOT" ]]; then
+    echo "error: DATA_ROOT '$DATA_ROOT' is not a directory" >&2
+    usage
+fi
+if [[ ! "$NUM_GPUS" =~ ^[1-9][0-9]*$ ]]; then
+    echo "error: NUM_GPUS '$NUM_GPUS' is not a positive integer" >&2
+    usage
+fi
+NNODES="${NNODES:-1}"
+if [[ ! "$NNODES" =~ ^[1-9][0-9]*$ ]]; then
+    echo "error: NNODES '$NNODES' is not a positive integer" >&2
+    usage
+fi
+if [[ "$NNODES" -gt 1 && -z "${RDZV_ENDPOINT:-}" ]]; then
+    echo "error: NNODES=$NNODES needs RDZV_ENDPOINT=host:port (the first node)" >&2
+    usage
+fi
+DATA_ROOT="$(cd "$DATA_ROOT" && pwd)"
+
+REPO_ROOT="$(cd "$(dirname "$0")" && pwd)"
+cd "$REPO_ROOT"
+export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+PYTHON=python
+[[ -x "$REPO_ROOT/.venv/bin/python" ]] && PYTHON="$REPO_ROOT/.venv/bin/python"
+CONFIG="${CONFIG:-configs/b7.json}"
+[[ -f "$CONFIG" ]] || { echo "error: CONFIG '$CONFIG' not found" >&2; usage; }
+NAME="$(basename "$CONFIG" .json)"
+SEEDS="${SEEDS:-111 555 777 888 999}"
+
+[[ "${DRY_RUN:-0}" == "1" ]] || mkdir -p logs weights
+for seed in $SEEDS; do
+    if [[ "$NNODES" -gt 1 ]]; then
+        launch=(--nnodes "$NNODES" --rdzv-backend c10d --rdzv-endpoint "$RDZV_ENDPOINT" --rdzv-id "${NAME}_${seed}")
+    else
+        launch=(--standalone)
+    fi
+    command=("$PYTHON" -u -m torch.distributed.run "${launch[@]}" --nproc_per_node "$NUM_GPUS"
+             training/pipelines/train_classifier.py --config "$CONFIG" --freeze-epochs 0 --test_every 1
+             --label-smoothing 0.01 --folds-csv folds.csv --fold 0 --seed "$seed" --data-dir "$DATA_ROOT"
+             --prefix "${NAME}_${seed}_" "$@")
+    if [[ "${DRY_RUN:-0}" == "1" ]]; then
+        echo "${command[*]} > logs/${NAME}_${seed}"
+        continue
+    fi
+    echo "=== seed $seed: log in logs/${NAME}_${seed}" >&2
+    "${command[@]}" > "logs/${NAME}_${seed}"
+done

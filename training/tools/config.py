@@ -1,0 +1,127 @@
+"""JSON training configs: defaults merged in, every key checked (a misspelt key is an error, not a default)."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+# Dicts are merged key by key; FREE_FORM sections accept any keys; REQUIRED keys (None here) must be given.
+DEFAULTS: dict[str, Any] = {
+    "network": "DeepFakeClassifier",
+    "encoder": None,
+    "batches_per_epoch": None,
+    "size": None,
+    "fp16": True,  # mixed precision on CUDA (bf16 where supported, else fp16 + GradScaler); CPU runs fp32
+    "model_params": {},
+    "pretrained_file": None,  # a local ImageNet weights file, or "shipped:efficientnet_lite0"
+    "head_init_std": None,  # std of a normal init of the 1-logit head (None: torch's default init)
+    "freeze": 0,  # encoder stem + this many first stages frozen for the whole run
+    "optimizer": {
+        "type": "SGD",
+        "batch_size": None,  # per process (GPU)
+        "momentum": 0.9,
+        "weight_decay": 1e-4,
+        "learning_rate": 0.01,
+        "nesterov": True,
+        "clip": 1.0,  # gradient-norm clipping (the original hard-coded 1.0 and left this key unused)
+        "classifier_lr": -1,  # > 0: the head gets its own learning rate
+    },
+    "schedule": {
+        "type": "poly",
+        "mode": "step",
+        "epochs": None,
+        "params": {"max_iter": None, "power": 0.9},  # max_iter None: epochs * batches_per_epoch
+    },
+    "normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+    "losses": {"BinaryCrossentropy": 1},
+}
+FREE_FORM = {"model_params", "losses"}
+REPLACED_WHOLE = {"losses"}  # a config's own mapping replaces the default instead of adding to it
+
+
+class ConfigError(ValueError):
+    """A config key that is unknown, missing or of the wrong kind; the message names key and file."""
+
+
+def _merge(defaults: dict, given: dict, source: str, prefix: str = "") -> dict:
+    merged = copy.deepcopy(defaults)
+    for key, value in given.items():
+        dotted = f"{prefix}{key}"
+        if key not in defaults:
+            known = ", ".join(f"{prefix}{k}" for k in defaults)
+            raise ConfigError(f"{source}: unknown config key '{dotted}' (known keys: {known})")
+        if dotted in FREE_FORM:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: config key '{dotted}' must be an object")
+            merged[key] = dict(value) if dotted in REPLACED_WHOLE else {**defaults[key], **value}
+        elif isinstance(defaults[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: config key '{dotted}' must be an object")
+            merged[key] = _merge(defaults[key], value, source, f"{dotted}.")
+        else:
+            merged[key] = value
+    return merged
+
+
+REQUIRED = ("encoder", "batches_per_epoch", "size", "optimizer.batch_size", "schedule.epochs")
+
+
+def _lookup(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree
+
+
+def _check_required(config: dict, source: str) -> None:
+    for dotted in REQUIRED:
+        if _lookup(config, dotted) is None:
+            raise ConfigError(f"{source}: required config key '{dotted}' is missing")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'optimizer.learning_rate=0.02' -> (['optimizer', 'learning_rate'], 0.02); non-JSON values stay strings."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not KEY=VALUE")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def _nest(path: list[str], value) -> dict:
+    for part in reversed(path):
+        value = {part: value}
+    return value
+
+
+def _deep_update(target: dict, update: dict) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = value
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
+    """Read a JSON config, apply KEY=VALUE overrides, merge defaults, and validate every key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        given = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(given, dict):
+        raise ConfigError(f"{path}: a config must be a JSON object")
+    for text in overrides:
+        _deep_update(given, _nest(*parse_override(text)))
+    source = f"{path}" + (f" (with overrides {list(overrides)})" if overrides else "")
+    config = _merge(DEFAULTS, given, source)
+    _check_required(config, source)
+    params = config["schedule"]["params"]
+    if params["max_iter"] is None:
+        params["max_iter"] = config["schedule"]["epochs"] * config["batches_per_epoch"]
+    return config
