@@ -45,7 +45,7 @@ else
     touch "$OUT/weights/.trained"
 fi
 python plot_loss.py --metrics "$OUT/logs/demo_${SEED}_DeepFakeClassifier_${encoder}_0/metrics.csv" \
-    --output "$OUT/loss.png" --min-epoch -1 || echo "(loss plot skipped)"
+    --out "$OUT/loss.png" --min-epoch -1
 
 stage "4/5 predicting the holdout part $HOLDOUT_PART with the last checkpoint"
 if [ ! -f "$OUT/predictions.csv" ]; then

@@ -88,8 +88,8 @@ def main(argv=None) -> int:
         notes.append(f"{len(without_prediction)} labelled videos have no prediction (ignored): "
                      f"{', '.join(without_prediction[:10])}")
     errors_file = errors_path(args.predictions)
-    if errors_file.is_file():
-        errors = pd.read_csv(errors_file)
+    errors = pd.read_csv(errors_file) if errors_file.is_file() else []
+    if len(errors):
         notes.append(f"{len(errors)} videos were not scored (0.5), see {errors_file}")
 
     for key, value in metrics.items():
