@@ -9,15 +9,8 @@ fi
 TEST_DIR="$1"; OUTPUT="$2"; shift 2
 REPO_DIR="$(cd "$(dirname "$0")" && pwd)"
 WEIGHTS_DIR="${WEIGHTS_DIR:-$REPO_DIR/weights}"
-MODELS=(
-    final_111_DeepFakeClassifier_tf_efficientnet_b7_ns_0_36
-    final_555_DeepFakeClassifier_tf_efficientnet_b7_ns_0_19
-    final_777_DeepFakeClassifier_tf_efficientnet_b7_ns_0_29
-    final_777_DeepFakeClassifier_tf_efficientnet_b7_ns_0_31
-    final_888_DeepFakeClassifier_tf_efficientnet_b7_ns_0_37
-    final_888_DeepFakeClassifier_tf_efficientnet_b7_ns_0_40
-    final_999_DeepFakeClassifier_tf_efficientnet_b7_ns_0_23
-)
+# The seven checkpoints of the winning submission (the original's predict_submission.sh).
+mapfile -t MODELS < "$REPO_DIR/weights/release_models.txt"
 missing=()
 for name in "${MODELS[@]}"; do
     [ -s "$WEIGHTS_DIR/$name" ] || missing+=("$name")

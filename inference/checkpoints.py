@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import argparse
 import pickle
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from training.tools.checkpoint import strip_module_prefix
 from training.zoo.classifiers import DeepFakeClassifier
 
 DEFAULT_ENCODER = "tf_efficientnet_b7_ns"
-_MODULE_PREFIX = re.compile(r"^module\.")
 _SCALAR = np._core.multiarray.scalar
 NUMPY_SAFE_GLOBALS = [
     (_SCALAR, "numpy.core.multiarray.scalar"),  # NumPy 1.x pickles (the 2020 releases)
@@ -62,7 +61,7 @@ def read_state_dict(path: Path, trusted: bool = False) -> dict[str, torch.Tensor
     state = checkpoint.get("state_dict", checkpoint)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: 'state_dict' is not a mapping of tensors")
-    return {_MODULE_PREFIX.sub("", key): value for key, value in state.items()}
+    return strip_module_prefix(state)
 
 
 def _list(keys, limit: int = 8) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import av
 import cv2
 
 from preprocessing.common import (CROP_FRAME_STEP, RunSummary, VideoEntry, atomic_write_image, is_done, run_parallel,
@@ -16,27 +15,16 @@ from preprocessing.common import (CROP_FRAME_STEP, RunSummary, VideoEntry, atomi
 from preprocessing.faces import crop_face, scale_box
 from preprocessing.layout import boxes_path, crop_name, crops_folder, load_boxes
 from preprocessing.step import load_entries, make_parser, missing_file_failures, shard_of
-from preprocessing.video import VideoReadError, header_frame_count, iter_frames
+from preprocessing.video import VideoReadError, header_geometry, iter_frames
 
 MISALIGNED = "misaligned with original"
 NO_ORIGINAL_BOXES = "original has no boxes file"
 
 
-def video_geometry(path) -> tuple[int, int, int]:
-    """(width, height, header frame count) from the container header, without decoding frames."""
-    frames = header_frame_count(path)  # also rejects missing, empty and unopenable files
-    try:
-        with av.open(str(path)) as container:
-            context = container.streams.video[0].codec_context
-            return context.width, context.height, frames
-    except av.error.FFmpegError as err:
-        raise VideoReadError(f"{path}: cannot read the header ({err})") from err
-
-
 def misalignment(fake: VideoEntry, original_path) -> str | None:
     """Why the fake's frames do not line up with its original's, or None when they do."""
-    fake_w, fake_h, fake_n = video_geometry(fake.path)
-    orig_w, orig_h, orig_n = video_geometry(original_path)
+    fake_w, fake_h, fake_n = header_geometry(fake.path)
+    orig_w, orig_h, orig_n = header_geometry(original_path)
     if (fake_w, fake_h) != (orig_w, orig_h):
         return f"{MISALIGNED}: {fake_w}x{fake_h} vs {orig_w}x{orig_h} ({original_path.name})"
     if fake_n != orig_n:

@@ -34,10 +34,16 @@ def _open(path: Path):
     return container
 
 
-def header_frame_count(path: Path) -> int:
-    """Frame count stored in the container header (0 when unknown). It can be wrong; readers must cope."""
+def header_geometry(path: Path) -> tuple[int, int, int]:
+    """(width, height, frame count) from the container header, without decoding. The count is 0 when unknown
+    and can be wrong; readers must cope."""
     with _open(path) as container:
-        return int(container.streams.video[0].frames or 0)
+        stream = container.streams.video[0]
+        return stream.codec_context.width, stream.codec_context.height, int(stream.frames or 0)
+
+
+def header_frame_count(path: Path) -> int:
+    return header_geometry(path)[2]
 
 
 class _FrameIndexer:

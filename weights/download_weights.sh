@@ -8,15 +8,8 @@ TAG=0.0.1
 BASE_URL="https://github.com/selimsef/dfdc_deepfake_challenge/releases/download/${TAG}"
 WEIGHTS_DIR="$(cd "$(dirname "$0")" && pwd)"
 REPO_DIR="$(dirname "$WEIGHTS_DIR")"
-NAMES=(
-    final_111_DeepFakeClassifier_tf_efficientnet_b7_ns_0_36
-    final_555_DeepFakeClassifier_tf_efficientnet_b7_ns_0_19
-    final_777_DeepFakeClassifier_tf_efficientnet_b7_ns_0_29
-    final_777_DeepFakeClassifier_tf_efficientnet_b7_ns_0_31
-    final_888_DeepFakeClassifier_tf_efficientnet_b7_ns_0_37
-    final_888_DeepFakeClassifier_tf_efficientnet_b7_ns_0_40
-    final_999_DeepFakeClassifier_tf_efficientnet_b7_ns_0_23
-)
+# The seven checkpoints of the winning submission (the original's predict_submission.sh).
+mapfile -t NAMES < "$WEIGHTS_DIR/release_models.txt"
 if [ "$#" -gt 0 ]; then
     echo "usage: bash weights/download_weights.sh   (takes no arguments; writes into $WEIGHTS_DIR)" >&2
     exit 2

@@ -1,12 +1,12 @@
 """Checkpoint names and files: atomic writes, 'module.'-prefixed model keys (as the original's releases)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from preprocessing.common import atomic_write
 
 MODULE_PREFIX = "module."
 
@@ -27,17 +27,8 @@ def strip_module_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.
 
 
 def save_checkpoint(path: Path, checkpoint: dict) -> None:
-    """torch.save to a temporary file beside `path`, then rename, streaming (B7 checkpoints are ~0.5 GB)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(checkpoint, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save streamed to a temporary file beside `path`, then renamed (B7 checkpoints are ~0.5 GB)."""
+    atomic_write(path, lambda handle: torch.save(checkpoint, handle))
 
 
 def load_checkpoint(path: Path) -> dict:
