@@ -48,15 +48,17 @@ python plot_loss.py --metrics "$OUT/logs/demo_${SEED}_DeepFakeClassifier_${encod
     --out "$OUT/loss.png" --min-epoch -1
 
 stage "4/5 predicting the holdout part $HOLDOUT_PART with the last checkpoint"
-if [ ! -f "$OUT/predictions.csv" ]; then
-    python predict_folder.py --weights-dir "$OUT/weights" --models "$checkpoint" --encoder "$encoder" \
-        --size "$size" --test-dir "$DATA/$HOLDOUT_PART" --output "$OUT/predictions.csv" --save-crops "$OUT/crops"
-else
-    echo "already predicted: $OUT/predictions.csv"
-fi
+# predict_folder.py resumes by itself: finished videos are skipped on a rerun.
+python predict_folder.py --weights-dir "$OUT/weights" --models "$checkpoint" --encoder "$encoder" \
+    --size "$size" --test-dir "$DATA/$HOLDOUT_PART" --output "$OUT/predictions.csv" --save-crops "$OUT/crops"
 
 stage "5/5 evaluation"
 python evaluate.py --predictions "$OUT/predictions.csv" --labels "$DATA/$HOLDOUT_PART/metadata.json" \
     --out-dir "$OUT/report"
 echo
-echo "Demo finished in $((SECONDS - start)) s. Loss curve: $OUT/loss.png; report: $OUT/report/"
+echo "Demo finished in $((SECONDS - start)) s."
+echo "  loss curve:       $OUT/loss.png"
+echo "  ROC curve:        $OUT/report/roc.png"
+echo "  score histogram:  $OUT/report/hist.png"
+echo "  HTML report:      $OUT/report/report.html"
+echo "  predictions:      $OUT/predictions.csv"

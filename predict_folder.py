@@ -5,6 +5,10 @@
 
 Several GPUs or machines: `torchrun --nproc-per-node N predict_folder.py ...`; each rank scores the sorted
 names [rank::world] and rank 0 writes the merged files. See inference/outputs.py for the files written.
+
+Resumable: every finished video is appended at once to <output>.progress.jsonl (one file per rank under
+torchrun, see inference/progress.py); a rerun with the same settings skips the videos recorded there and
+writes the same files as an uninterrupted run. Other settings are refused until --restart discards them.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from pathlib import Path
 import torch
 
 import kernel_utils as ku
-from inference import runtime
+from inference import progress, runtime
 from inference.checkpoints import DEFAULT_ENCODER, CheckpointError, load_classifier
 from inference.outputs import print_summary, save_thumbnails, write_outputs
 from inference.pipeline import PredictionConfig, predict_videos
@@ -48,6 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="save a thumbnail of every face crop here (<video>/<frame>_<face>.jpg) for evaluate.py")
     parser.add_argument("--trusted-checkpoints", action="store_true",
                         help="load checkpoints with torch.load(weights_only=False): only for files you trust")
+    parser.add_argument("--restart", action="store_true",
+                        help="discard the progress of an earlier run (<output>.progress*.jsonl) and score every video")
     args = parser.parse_args(argv)
     if not args.test_dir.is_dir():
         parser.error(f"--test-dir {args.test_dir} is not a folder")
@@ -63,6 +69,10 @@ def make_config(args: argparse.Namespace, device: torch.device) -> PredictionCon
                             workers=args.workers, detect_in_workers=detector_device.type == "cpu")
 
 
+def _rank_label(rank: runtime.Rank) -> str:
+    return f"rank {rank.rank}: " if rank.world > 1 else ""
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     rank, device = runtime.start(args.device)
@@ -73,21 +83,38 @@ def main(argv=None) -> int:
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    key = progress.run_key([args.weights_dir / name for name in args.models], args.encoder, args.size,
+                           args.frames_per_video, str(config.dtype), args.test_dir, args.save_crops)
+    if args.restart and rank.is_main:
+        progress.discard(args.output)
+    runtime.barrier(rank)  # no rank reads the progress files before --restart has removed them
+    try:
+        finished = progress.load_finished(args.output, key)
+    except progress.ProgressFileError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     videos = rank.slice(args.test_dir.glob("*.mp4"))
+    results = [finished[video.name] for video in videos if video.name in finished]
+    to_score = [video for video in videos if video.name not in finished]
+    if results:
+        print(f"[predict] {_rank_label(rank)}resuming: {len(results)} of {len(videos)} videos already done "
+              f"(from {args.output}.progress*.jsonl)", file=sys.stderr)
     started = time.perf_counter()
-    results = []
-    for result in predict_videos(videos, models, config, keep_images=args.save_crops is not None,
-                                 progress=rank.is_main):
-        if args.save_crops is not None and result.crop_images is not None:
-            save_thumbnails(result, args.save_crops)
-            result.crop_images = None
-        results.append(result)
+    with progress.ProgressWriter(progress.progress_file(args.output, rank.rank, rank.world), key) as progress_writer:
+        for result in predict_videos(to_score, models, config, keep_images=args.save_crops is not None,
+                                     progress=rank.is_main):
+            if args.save_crops is not None and result.crop_images is not None:
+                save_thumbnails(result, args.save_crops)
+                result.crop_images = None
+            progress_writer.append(result)  # after the thumbnails: a recorded video is complete
+            results.append(result)
     results = runtime.gather_to_main(rank, results)
+    scored_now = runtime.gather_to_main(rank, [len(to_score)])
     if rank.is_main:
         write_outputs(results, args.output, args.save_crops)
         print_summary(results, args.output)
-        print(f"[predict] {len(results)} videos in {time.perf_counter() - started:.1f} s "
-              f"on {device} ({rank.world} rank(s))", file=sys.stderr)
+        print(f"[predict] {sum(scored_now)} of {len(results)} videos processed in this run, "
+              f"{time.perf_counter() - started:.1f} s on {device} ({rank.world} rank(s))", file=sys.stderr)
     runtime.finish()
     return 0
 

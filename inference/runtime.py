@@ -62,6 +62,12 @@ def gather_to_main(rank: Rank, items: list) -> list | None:
     return [item for part in gathered for item in part] if rank.is_main else None
 
 
+def barrier(rank: Rank) -> None:
+    """Wait for every rank (nothing to wait for in a single process)."""
+    if rank.world > 1:
+        dist.barrier()
+
+
 def finish() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -1,0 +1,134 @@
+"""predict_folder's progress files: one JSON line per finished video, so that an interrupted run resumes.
+
+    <output>.progress.jsonl           a single process
+    <output>.progress.rank<R>.jsonl   rank R under torchrun (each rank appends only to its own file)
+
+The first line is {"run_key": {...}}: the settings that change the scores (checkpoint names, sizes and
+mtimes, encoder, input size, frames per video, precision, test folder, thumbnail folder). Each further line is
+one VideoResult: {"name", "score", "failure", "reason", "crop_keys", "crop_scores"}, flushed as soon as the
+video is done, so an interruption loses at most the video in flight. The files stay after the final CSVs
+are written: a rerun of a finished run scores nothing and writes the same files.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from inference.pipeline import VideoResult
+
+
+class ProgressFileError(Exception):
+    """A progress file from a run with other settings, or not a progress file (the message names it)."""
+
+
+def progress_file(output: Path, rank: int, world: int) -> Path:
+    suffix = ".progress.jsonl" if world == 1 else f".progress.rank{rank}.jsonl"
+    return Path(f"{output}{suffix}")
+
+
+def progress_files(output: Path) -> list[Path]:
+    """Every progress file of `output`, whatever world size wrote it."""
+    output = Path(output)
+    return sorted(output.parent.glob(f"{output.name}.progress*.jsonl"))
+
+
+def run_key(weights: list[Path], encoder: str, size: int, frames_per_video: int, precision: str,
+            test_dir: Path, crops_dir: Path | None) -> dict:
+    """The settings a finished video's record depends on, as plain JSON values."""
+    models = []
+    for path in weights:
+        stat = Path(path).stat()
+        models.append({"name": Path(path).name, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+    key = {"models": models, "encoder": encoder, "size": size, "frames_per_video": frames_per_video,
+           "precision": precision, "test_dir": str(Path(test_dir).resolve()),
+           "thumbnails": str(Path(crops_dir).resolve()) if crops_dir else None}
+    return json.loads(json.dumps(key))
+
+
+def to_record(result: VideoResult) -> dict:
+    scores = [] if result.crop_scores is None else [float(s) for s in result.crop_scores]
+    return {"name": result.name, "score": result.score, "failure": result.failure, "reason": result.reason,
+            "crop_keys": [list(k) for k in result.crop_keys], "crop_scores": scores}
+
+
+def from_record(record: dict) -> VideoResult:
+    return VideoResult(record["name"], record["score"], record["failure"], record["reason"],
+                       crop_keys=[tuple(k) for k in record["crop_keys"]],
+                       crop_scores=np.asarray(record["crop_scores"], dtype=np.float64))
+
+
+def _read_lines(path: Path) -> list[dict]:
+    """The file's JSON lines; an unterminated last line (a write cut short) is dropped."""
+    text = path.read_text()
+    lines = text.split("\n")
+    complete = lines[:-1]  # the part after the last newline is empty, or a write cut short
+    try:
+        return [json.loads(line) for line in complete if line]
+    except json.JSONDecodeError as err:
+        raise ProgressFileError(f"{path}: not a progress file ({err}); delete it or pass --restart") from None
+
+
+def _differences(found: dict, wanted: dict) -> str:
+    return ", ".join(f"{field}: {found.get(field)!r} -> {wanted.get(field)!r}"
+                     for field in sorted(set(found) | set(wanted)) if found.get(field) != wanted.get(field))
+
+
+def load_finished(output: Path, key: dict) -> dict[str, VideoResult]:
+    """Finished videos by name from every progress file of `output`; raises ProgressFileError on another key."""
+    finished = {}
+    for path in progress_files(output):
+        lines = _read_lines(path)
+        if not lines:
+            continue
+        found = lines[0].get("run_key") if isinstance(lines[0], dict) else None
+        if found != key:
+            detail = _differences(found, key) if isinstance(found, dict) else "no run key"
+            raise ProgressFileError(f"{path} was written by a run with other settings ({detail}); delete it or "
+                                   f"pass --restart to score every video again")
+        finished.update((record["name"], from_record(record)) for record in lines[1:])
+    return finished
+
+
+def discard(output: Path) -> None:
+    for path in progress_files(output):
+        path.unlink()
+
+
+class ProgressWriter:
+    """Appends one flushed line per finished video to this process's progress file."""
+
+    def __init__(self, path: Path, key: dict):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._drop_unterminated_tail()
+        self._handle: IO[str] = open(self.path, "a")
+        if self._handle.tell() == 0:
+            self._write({"run_key": key})
+
+    def _drop_unterminated_tail(self) -> None:
+        """Cut a line left half-written by an interruption, so the next record starts on a line of its own."""
+        data = self.path.read_bytes() if self.path.exists() else b""
+        if data and not data.endswith(b"\n"):
+            with open(self.path, "r+b") as handle:
+                handle.truncate(data.rfind(b"\n") + 1)
+
+    def _write(self, obj: dict) -> None:
+        self._handle.write(json.dumps(obj) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def append(self, result: VideoResult) -> None:
+        self._write(to_record(result))
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> ProgressWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
