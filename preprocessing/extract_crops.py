@@ -10,11 +10,11 @@ from typing import Iterable
 
 import cv2
 
-from preprocessing.common import (CROP_FRAME_STEP, RunSummary, VideoEntry, atomic_write_image, is_done, run_parallel,
+from preprocessing.common import (CROP_FRAME_STEP, RunSummary, VideoEntry, atomic_write_image, is_done,
                                   write_done_marker)
 from preprocessing.faces import crop_face, scale_box
 from preprocessing.layout import boxes_path, crop_name, crops_folder, load_boxes
-from preprocessing.step import load_entries, make_parser, missing_file_failures, shard_of
+from preprocessing.step import load_entries, make_parser, missing_file_failures, run_video_jobs, shard_of
 from preprocessing.video import VideoReadError, header_geometry, iter_frames
 
 MISALIGNED = "misaligned with original"
@@ -85,10 +85,7 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
             summary.fail(entry.name, f"its original {entry.original} is not listed in any metadata.json")
             continue
         jobs.append((args.root_dir, entry, original.path))
-    for result in run_parallel(crop_video, jobs, args.workers, desc="extract crops (videos)"):
-        summary.merge(result)
-    summary.report()
-    return summary
+    return run_video_jobs(summary, crop_video, jobs, args.workers, desc="extract crops (videos)")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from preprocessing.common import RunSummary, atomic_write_image, is_done, run_parallel, write_done_marker
+from preprocessing.common import RunSummary, atomic_write_image, is_done, write_done_marker
 from preprocessing.layout import crops_folder, diffs_folder, list_crops
-from preprocessing.step import load_entries, make_parser, shard_of
+from preprocessing.step import load_entries, make_parser, run_video_jobs, shard_of
 
 
 def ssim_difference(fake_bgr: np.ndarray, original_bgr: np.ndarray) -> np.ndarray:
@@ -67,10 +67,7 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
             summary.fail(fake.name, f"no finished crops folder for {', '.join(missing)}")
             continue
         jobs.append((args.root_dir, fake.video_id, fake.original_id))
-    for result in run_parallel(diffs_of_fake, jobs, args.workers, desc="SSIM diffs (fakes)"):
-        summary.merge(result)
-    summary.report()
-    return summary
+    return run_video_jobs(summary, diffs_of_fake, jobs, args.workers, desc="SSIM diffs (fakes)")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from preprocessing.common import RunSummary, atomic_write_npy, is_done, run_parallel, write_done_marker
+from preprocessing.common import RunSummary, atomic_write_npy, is_done, write_done_marker
 from preprocessing.faces import LANDMARK_THRESHOLDS, detect_batch, make_mtcnn, pick_device
 from preprocessing.layout import crops_folder, landmarks_folder, list_crops
-from preprocessing.step import load_entries, make_parser, shard_of
+from preprocessing.step import load_entries, make_parser, run_video_jobs, shard_of
 
 
 @lru_cache(maxsize=None)
@@ -76,10 +76,7 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
         else:
             jobs.append((args.root_dir, entry.video_id, args.device))
     workers = 1 if args.device.startswith("cuda") else args.workers
-    for result in run_parallel(landmarks_of_video, jobs, workers, desc="landmarks (videos)"):
-        summary.merge(result)
-    summary.report()
-    return summary
+    return run_video_jobs(summary, landmarks_of_video, jobs, workers, desc="landmarks (videos)")
 
 
 if __name__ == "__main__":

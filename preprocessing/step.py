@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Sequence
+from typing import Callable, Sequence
 
-from preprocessing.common import VideoEntry, add_common_args, load_dataset, setup_logging, take_shard
+from preprocessing.common import (RunSummary, VideoEntry, add_common_args, load_dataset, run_parallel, setup_logging,
+                                  take_shard)
 
 log = logging.getLogger("preprocessing")
 
@@ -53,3 +54,11 @@ def missing_file_failures(entries: Sequence[VideoEntry], summary) -> list[VideoE
             summary.fail(entry.name, f"listed in {entry.path.parent / 'metadata.json'} but {entry.path} does not exist")
     return present
 
+
+def run_video_jobs(summary: RunSummary, worker: Callable[[tuple], RunSummary], jobs: Sequence[tuple], workers: int,
+                   desc: str) -> RunSummary:
+    """Run one job per video in the worker pool, add each job's summary to `summary`, print the report."""
+    for result in run_parallel(worker, jobs, workers, desc=desc):
+        summary.merge(result)
+    summary.report()
+    return summary
