@@ -84,7 +84,9 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     key = progress.run_key([args.weights_dir / name for name in args.models], args.encoder, args.size,
-                           args.frames_per_video, str(config.dtype), args.test_dir, args.save_crops)
+                           args.frames_per_video, str(config.dtype),
+                           f"{config.detector_device.type}, {config.frames_per_detector_call} frames per call",
+                           args.test_dir, args.save_crops)
     if args.restart and rank.is_main:
         progress.discard(args.output)
     runtime.barrier(rank)  # no rank reads the progress files before --restart has removed them

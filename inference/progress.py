@@ -36,7 +36,7 @@ def progress_files(output: Path) -> list[Path]:
     return sorted(output.parent.glob(f"{output.name}.progress*.jsonl"))
 
 
-def run_key(weights: list[Path], encoder: str, size: int, frames_per_video: int, precision: str,
+def run_key(weights: list[Path], encoder: str, size: int, frames_per_video: int, precision: str, detector: str,
             test_dir: Path, crops_dir: Path | None) -> dict:
     """The settings a finished video's record depends on, as plain JSON values."""
     models = []
@@ -44,7 +44,7 @@ def run_key(weights: list[Path], encoder: str, size: int, frames_per_video: int,
         stat = Path(path).stat()
         models.append({"name": Path(path).name, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns})
     key = {"models": models, "encoder": encoder, "size": size, "frames_per_video": frames_per_video,
-           "precision": precision, "test_dir": str(Path(test_dir).resolve()),
+           "precision": precision, "detector": detector, "test_dir": str(Path(test_dir).resolve()),
            "thumbnails": str(Path(crops_dir).resolve()) if crops_dir else None}
     return json.loads(json.dumps(key))
 

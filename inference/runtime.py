@@ -45,12 +45,18 @@ def start(device_name: str) -> tuple[Rank, torch.device]:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("gloo", timeout=timedelta(hours=12))  # ranks wait for the slowest at the gather
     rank = Rank(dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else Rank()
-    device = faces.pick_device(device_name)
-    if device.type == "cuda" and device.index is None and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    device = with_cuda_index(faces.pick_device(device_name), world)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return rank, device
+
+
+def with_cuda_index(device: torch.device, world: int) -> torch.device:
+    """A bare `cuda` becomes cuda:LOCAL_RANK under torchrun, else cuda:0 (`torch.cuda.set_device` rejects a
+    device without an index)."""
+    if device.type != "cuda" or device.index is not None:
+        return device
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if world > 1 else 0)
 
 
 def gather_to_main(rank: Rank, items: list) -> list | None:

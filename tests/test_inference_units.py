@@ -167,3 +167,26 @@ def test_submission_script_asks_for_the_download(tmp_path):
                         env={"WEIGHTS_DIR": str(tmp_path)}, check=False)
     assert result.returncode == 1 and "weights/download_weights.sh" in result.stderr
     assert "final_888_DeepFakeClassifier_tf_efficientnet_b7_ns_0_40" in result.stderr
+
+
+# ---------------------------------------------------------------- devices
+
+@pytest.mark.parametrize("name, world, local_rank, expected", [
+    ("cuda", 1, None, "cuda:0"),  # the default `--device auto` on a GPU machine
+    ("cuda", 4, "2", "cuda:2"),  # torchrun: each rank its own GPU
+    ("cuda:1", 4, "2", "cuda:1"),  # an explicit index is kept
+    ("cpu", 4, "2", "cpu"),
+])
+def test_cuda_device_gets_an_index_set_device_accepts(monkeypatch, name, world, local_rank, expected):
+    from torch.cuda._utils import _get_device_index
+
+    from inference.runtime import with_cuda_index
+
+    if local_rank is None:
+        monkeypatch.delenv("LOCAL_RANK", raising=False)
+    else:
+        monkeypatch.setenv("LOCAL_RANK", local_rank)
+    device = with_cuda_index(torch.device(name), world)
+    assert device == torch.device(expected)
+    if device.type == "cuda":
+        _get_device_index(device)  # what torch.cuda.set_device runs first; raises for a bare "cuda"

@@ -118,6 +118,19 @@ def test_short_cpu_training_learns_the_demo(tmp_path_factory, tmp_path):
     assert float(rows[-1]["auc"]) > 0.8, rows[-1]
 
 
+def test_mixed_precision_uses_bf16_only_where_the_gpu_has_it(monkeypatch):
+    from training.pipelines.train_classifier import Precision
+
+    cuda = torch.device("cuda", 0)
+    # A pre-Ampere GPU (Titan V, V100): bf16 only emulated, so fp16 + GradScaler.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert Precision.choose(cuda, mixed=True).dtype == torch.float16 and Precision.choose(cuda, True).uses_scaler
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert Precision.choose(cuda, mixed=True).dtype == torch.bfloat16
+    assert Precision.choose(cuda, mixed=False).dtype is None
+    assert Precision.choose(torch.device("cpu"), mixed=True).dtype is None
+
+
 def test_plot_loss_selects_epochs_from_a_trainer_log(tmp_path):
     lines = []
     for epoch in range(20):

@@ -138,6 +138,20 @@ def test_missing_diffs_and_landmarks_are_silent(tmp_path, caplog):
     assert len(samples) == len(train) and not caplog.records
 
 
+def test_an_unreadable_or_misshapen_diff_is_logged(tmp_path, caplog):
+    folds = folds_frame(reals=4, fakes_per_real=1, frames=(0,))  # reals 0 and 3 (and their fakes) in fold 0
+    write_root(tmp_path, folds)
+    val = make_dataset(tmp_path, folds, "val")
+    fakes = [row for row in val.rows if row.label == 1]
+    val.diff_path(fakes[0]).write_bytes(b"not a png")
+    cv2.imwrite(str(val.diff_path(fakes[1])), np.full((10, 10), 200, dtype=np.uint8))
+    with caplog.at_level(logging.WARNING, logger="training.dataset"):
+        for row in fakes:
+            assert not val._read_diff(row, (90, 70)).any()
+    assert str(val.diff_path(fakes[0])) in caplog.text and "unreadable" in caplog.text
+    assert str(val.diff_path(fakes[1])) in caplog.text and "shape (10, 10)" in caplog.text
+
+
 # ---------------------------------------------------------------- cut-outs
 
 FACE_LANDMARKS = np.array([[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]])  # eyes 40 apart, mouth 30 wide
@@ -270,6 +284,11 @@ def test_train_transforms_get_the_intended_parameters():
     assert isinstance(noise, A.GaussNoise) and noise.p == 0.1 and noise.mean_range == (0, 0)
     assert noise.std_range == pytest.approx((math.sqrt(10) / 255, math.sqrt(50) / 255))
     assert isinstance(blur, A.GaussianBlur) and blur.blur_limit == (3, 3) and blur.p == 0.05
+    impulse = np.zeros((7, 7, 3), np.uint8)
+    impulse[3, 3] = 160
+    blur.p = 1.0  # 1.x's sigma 0: OpenCV's fixed [1/4, 1/2, 1/4] kernel, every time
+    for _ in range(5):
+        assert np.array_equal(blur(image=impulse)["image"], cv2.GaussianBlur(impulse, (3, 3), 0))
     assert isinstance(flip, A.HorizontalFlip) and flip.p == 0.5
     assert isinstance(resizes, A.OneOf) and resizes.p == 1
     assert [(t.max_side, t.interpolation_down, t.interpolation_up) for t in resizes.transforms] == [
@@ -287,6 +306,13 @@ def test_train_transforms_get_the_intended_parameters():
     assert affine.translate_percent == {"x": (-0.1, 0.1), "y": (-0.1, 0.1)}
     assert affine.scale == {"x": (0.8, 1.2), "y": (0.8, 1.2)} and affine.rotate == (-10, 10)
     assert affine.border_mode == cv2.BORDER_CONSTANT and affine.fill == 0
+    # One scale for both axes, as 1.x's ShiftScaleRotate: a square stays a square.
+    affine.p, affine.rotate, affine.translate_percent = 1.0, (0, 0), {"x": (0, 0), "y": (0, 0)}
+    square = np.zeros((101, 101), np.uint8)
+    square[30:71, 30:71] = 255
+    for _ in range(10):
+        ys, xs = np.nonzero(affine(image=np.dstack([square] * 3))["image"][..., 0] > 127)
+        assert abs((ys.max() - ys.min()) - (xs.max() - xs.min())) <= 1
 
 
 def test_isotropic_resize_honours_each_interpolation():

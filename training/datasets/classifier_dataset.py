@@ -138,8 +138,12 @@ class DeepFakeClassifierDataset(Dataset):
 
     def _read_diff(self, row: CropRow, shape: tuple[int, int]) -> np.ndarray:
         path = self.diff_path(row)
-        diff = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
+        if not path.is_file():  # reals, and fakes without a face in the original: normal
+            return np.zeros(shape, dtype=np.uint8)
+        diff = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if diff is None or diff.shape != shape:
+            found = "unreadable" if diff is None else f"shape {diff.shape}, crop {shape}"
+            log.warning("bad diff %s (%s): used as no change", path, found)
             return np.zeros(shape, dtype=np.uint8)
         return diff
 
