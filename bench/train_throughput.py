@@ -130,7 +130,7 @@ def main() -> None:
 
         loading = measure_loading(loader, options.steps, batch_size)
         model, _ = trainer.build_model(config, args)
-        model.to(context.device)
+        model.to(context.device, memory_format=trainer.memory_format(context.device))
         training = measure_training(model, loader, config, context, precision, options.steps, batch_size)
 
     print(f"config {options.config}: encoder {config['encoder']}, size {config['size']}, batch {batch_size}, "
