@@ -58,20 +58,31 @@ NAME="$(basename "$CONFIG" .json)"
 SEEDS="${SEEDS:-111 555 777 888 999}"
 
 [[ "${DRY_RUN:-0}" == "1" ]] || mkdir -p logs weights
+ENCODER="$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["encoder"])' "$CONFIG")"
+failed=()
 for seed in $SEEDS; do
     if [[ "$NNODES" -gt 1 ]]; then
         launch=(--nnodes "$NNODES" --rdzv-backend c10d --rdzv-endpoint "$RDZV_ENDPOINT" --rdzv-id "${NAME}_${seed}")
     else
         launch=(--standalone)
     fi
+    # A seed interrupted earlier continues from its last checkpoint (a finished one ends at once).
+    last="weights/${NAME}_${seed}_DeepFakeClassifier_${ENCODER}_0_last"
+    resume=()
+    [[ -f "$last" ]] && resume=(--resume "$last")
     command=("$PYTHON" -u -m torch.distributed.run "${launch[@]}" --nproc_per_node "$NUM_GPUS"
              training/pipelines/train_classifier.py --config "$CONFIG" --freeze-epochs 0 --test_every 1
              --label-smoothing 0.01 --folds-csv folds.csv --fold 0 --seed "$seed" --data-dir "$DATA_ROOT"
-             --prefix "${NAME}_${seed}_" "$@")
+             --prefix "${NAME}_${seed}_" "${resume[@]}" "$@")
     if [[ "${DRY_RUN:-0}" == "1" ]]; then
         echo "${command[*]} > logs/${NAME}_${seed}"
         continue
     fi
-    echo "=== seed $seed: log in logs/${NAME}_${seed}" >&2
-    "${command[@]}" > "logs/${NAME}_${seed}"
+    echo "=== seed $seed: log in logs/${NAME}_${seed}${resume:+ (resuming from $last)}" >&2
+    # One failed seed does not stop the others (as the original); the failures are listed at the end.
+    "${command[@]}" >> "logs/${NAME}_${seed}" || failed+=("$seed")
 done
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "error: seeds ${failed[*]} failed; see logs/${NAME}_<seed>. Rerun train.sh to resume them." >&2
+    exit 1
+fi
