@@ -103,10 +103,6 @@ def load_dataset(root: Path) -> dict[str, VideoEntry]:
     return entries
 
 
-def real_videos(entries: dict[str, VideoEntry]) -> list[VideoEntry]:
-    return [e for e in entries.values() if not e.is_fake]
-
-
 # ---------------------------------------------------------------- sharding across machines
 
 def default_shard() -> tuple[int, int]:

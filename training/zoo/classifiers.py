@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 
 import timm
@@ -18,22 +17,16 @@ from torch import nn
 SHIPPED_LITE0 = "shipped:efficientnet_lite0"  # pretrained_file value: ImageNet Lite0 weights from a pip package
 
 
-@dataclass(frozen=True)
-class EncoderParams:
-    features: int
-    drop_path_rate: float
-
-
-# Feature widths and drop-path rates of the original's table, under timm 1.x names.
-ENCODER_PARAMS = {
-    "tf_efficientnet_b2.ns_jft_in1k": EncoderParams(1408, 0.2),
-    "tf_efficientnet_b3.ns_jft_in1k": EncoderParams(1536, 0.2),
-    "tf_efficientnet_b4.ns_jft_in1k": EncoderParams(1792, 0.5),
-    "tf_efficientnet_b5.ns_jft_in1k": EncoderParams(2048, 0.2),
-    "tf_efficientnet_b6.ns_jft_in1k": EncoderParams(2304, 0.2),
-    "tf_efficientnet_b7.ns_jft_in1k": EncoderParams(2560, 0.2),
-    "efficientnet_lite0": EncoderParams(1280, 0.2),
-    "efficientnet_b0": EncoderParams(1280, 0.2),
+# Drop-path rate per encoder, as the original's table (B4 0.5, the others 0.2), under timm 1.x names.
+DROP_PATH_RATES = {
+    "tf_efficientnet_b2.ns_jft_in1k": 0.2,
+    "tf_efficientnet_b3.ns_jft_in1k": 0.2,
+    "tf_efficientnet_b4.ns_jft_in1k": 0.5,
+    "tf_efficientnet_b5.ns_jft_in1k": 0.2,
+    "tf_efficientnet_b6.ns_jft_in1k": 0.2,
+    "tf_efficientnet_b7.ns_jft_in1k": 0.2,
+    "efficientnet_lite0": 0.2,
+    "efficientnet_b0": 0.2,
 }
 # The original's timm 0.4 names (and its drop-path variants) mapped to timm 1.x names.
 LEGACY_ENCODER_NAMES = {f"tf_efficientnet_b{i}_ns": f"tf_efficientnet_b{i}.ns_jft_in1k" for i in range(2, 8)}
@@ -51,10 +44,10 @@ def resolve_encoder(name: str) -> tuple[str, float]:
         if name.endswith(suffix):
             name, drop_path = name[: -len(suffix)], rate
     name = LEGACY_ENCODER_NAMES.get(name, name)
-    if name not in ENCODER_PARAMS:
-        known = ", ".join(sorted(set(ENCODER_PARAMS) | set(LEGACY_ENCODER_NAMES)))
+    if name not in DROP_PATH_RATES:
+        known = ", ".join(sorted(set(DROP_PATH_RATES) | set(LEGACY_ENCODER_NAMES)))
         raise ValueError(f"unknown encoder {name!r}; known: {known}")
-    return name, drop_path if drop_path is not None else ENCODER_PARAMS[name].drop_path_rate
+    return name, drop_path if drop_path is not None else DROP_PATH_RATES[name]
 
 
 def _shipped_lite0_state_dict(encoder: nn.Module) -> dict[str, torch.Tensor]:
