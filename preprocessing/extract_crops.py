@@ -14,8 +14,9 @@ from preprocessing.common import (CROP_FRAME_STEP, RunSummary, VideoEntry, atomi
                                   write_done_marker)
 from preprocessing.faces import crop_face, scale_box
 from preprocessing.layout import boxes_path, crop_name, crops_folder, load_boxes
-from preprocessing.step import load_entries, make_parser, missing_file_failures, run_video_jobs, shard_of
-from preprocessing.video import VideoReadError, header_geometry, iter_frames
+from preprocessing.step import (load_entries, make_parser, missing_file_failures, run_video_jobs, shard_of,
+                                video_job)
+from preprocessing.video import header_geometry, iter_frames
 
 MISALIGNED = "misaligned with original"
 NO_ORIGINAL_BOXES = "original has no boxes file"
@@ -36,7 +37,7 @@ def crop_video(job: tuple) -> RunSummary:
     """Crops of one video into its folder; everything that goes wrong is in the returned summary."""
     root, entry, original_path = job
     summary = RunSummary("extract_crops")
-    try:
+    with video_job(summary, entry.name):
         if entry.is_fake:
             problem = misalignment(entry, original_path)
             if problem:
@@ -58,10 +59,6 @@ def crop_video(job: tuple) -> RunSummary:
                 atomic_write_image(out / crop_name(index, actor), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
         write_done_marker(out)
         summary.done = 1
-    except VideoReadError as err:
-        summary.fail(entry.name, str(err))
-    except Exception as err:  # one bad video must not stop the others
-        summary.fail(entry.name, f"{type(err).__name__}: {err}")
     return summary
 
 

@@ -13,7 +13,7 @@ from skimage.metrics import structural_similarity
 
 from preprocessing.common import RunSummary, atomic_write_image, is_done, write_done_marker
 from preprocessing.layout import crops_folder, diffs_folder, list_crops
-from preprocessing.step import load_entries, make_parser, run_video_jobs, shard_of
+from preprocessing.step import load_entries, make_parser, run_video_jobs, shard_of, video_job
 
 
 def ssim_difference(fake_bgr: np.ndarray, original_bgr: np.ndarray) -> np.ndarray:
@@ -26,7 +26,7 @@ def ssim_difference(fake_bgr: np.ndarray, original_bgr: np.ndarray) -> np.ndarra
 def diffs_of_fake(job: tuple) -> RunSummary:
     root, fake_id, original_id = job
     summary = RunSummary("generate_diffs")
-    try:
+    with video_job(summary, fake_id):
         fake_dir, original_dir = crops_folder(root, fake_id), crops_folder(root, original_id)
         out = diffs_folder(root, fake_id)
         out.mkdir(parents=True, exist_ok=True)
@@ -47,8 +47,6 @@ def diffs_of_fake(job: tuple) -> RunSummary:
             atomic_write_image(out / name.replace(".png", "_diff.png"), ssim_difference(fake, original))
         write_done_marker(out)
         summary.done = 1
-    except Exception as err:  # one bad video must not stop the others
-        summary.fail(fake_id, f"{type(err).__name__}: {err}")
     return summary
 
 

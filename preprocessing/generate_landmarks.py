@@ -16,7 +16,7 @@ import numpy as np
 from preprocessing.common import RunSummary, atomic_write_npy, is_done, write_done_marker
 from preprocessing.faces import LANDMARK_THRESHOLDS, detect_batch, make_mtcnn, pick_device
 from preprocessing.layout import crops_folder, landmarks_folder, list_crops
-from preprocessing.step import load_entries, make_parser, run_video_jobs, shard_of
+from preprocessing.step import load_entries, make_parser, run_video_jobs, shard_of, video_job
 
 
 @lru_cache(maxsize=None)
@@ -40,7 +40,7 @@ def read_crops(folder, names: list[str], summary: RunSummary) -> dict[tuple, lis
 def landmarks_of_video(job: tuple) -> RunSummary:
     root, video_id, device = job
     summary = RunSummary("generate_landmarks")
-    try:
+    with video_job(summary, video_id):
         source, out = crops_folder(root, video_id), landmarks_folder(root, video_id)
         out.mkdir(parents=True, exist_ok=True)
         mtcnn = landmark_detector(device)
@@ -54,8 +54,6 @@ def landmarks_of_video(job: tuple) -> RunSummary:
                 atomic_write_npy(out / name.replace(".png", ".npy"), points)
         write_done_marker(out)
         summary.done = 1
-    except Exception as err:  # one bad video must not stop the others
-        summary.fail(video_id, f"{type(err).__name__}: {err}")
     return summary
 
 

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 from preprocessing.common import (RunSummary, VideoEntry, add_common_args, load_dataset, run_parallel, setup_logging,
                                   take_shard)
+from preprocessing.video import VideoReadError
 
 log = logging.getLogger("preprocessing")
 
@@ -62,3 +64,14 @@ def run_video_jobs(summary: RunSummary, worker: Callable[[tuple], RunSummary], j
         summary.merge(result)
     summary.report()
     return summary
+
+
+@contextmanager
+def video_job(summary: RunSummary, name: str) -> Iterator[None]:
+    """Any error while processing one video becomes a named, counted failure, so the other videos go on."""
+    try:
+        yield
+    except VideoReadError as err:
+        summary.fail(name, str(err))
+    except Exception as err:  # one bad video must not stop the others
+        summary.fail(name, f"{type(err).__name__}: {err}")

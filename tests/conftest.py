@@ -46,6 +46,16 @@ def preprocessed_demo(tmp_path_factory) -> Path:
     return root
 
 
+def stand_in_on_path(folder: Path, name: str, script: str) -> str:
+    """Write an executable stand-in for a command (docker, kaggle) into folder/bin; returns a PATH that finds it first."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    program = bin_dir / name
+    program.write_text(script)
+    program.chmod(0o755)
+    return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
+
 @pytest.fixture
 def python() -> str:
     return sys.executable

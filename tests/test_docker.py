@@ -10,18 +10,19 @@ import json
 import os
 import re
 import shlex
-import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import stand_in_on_path
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DEFAULT_IMAGE = "dfdc-detector:latest"
 
-# Scripts a user runs inside the image (the lead adjusts this list as stages land).
+# Scripts a user runs inside the image.
 EXPECTED_SCRIPTS = ["build.sh", "run.sh", "download_dfdc.sh", "preprocess_data.sh", "train.sh",
                     "predict_submission.sh", "demo.sh"]
 FORBIDDEN_APT_PACKAGES = {"vim", "nano", "mc", "glances", "git", "build-essential", "cmake", "gcc", "g++"}
@@ -200,14 +201,10 @@ PROXIES = {"http_proxy": "http://proxy.example:3128", "HTTPS_PROXY": "http://pro
 @pytest.fixture
 def docker_env(tmp_path) -> dict:
     """Environment with the stand-in docker first on PATH, three proxies set and the others unset."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "docker"
-    fake.write_text(FAKE_DOCKER)
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    path = stand_in_on_path(tmp_path, "docker", FAKE_DOCKER)
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy") and not k.startswith("DFDC_")}
     env.pop("NO_GPU", None)
-    env.update(PROXIES, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", HOME=str(tmp_path / "home"),
+    env.update(PROXIES, PATH=path, HOME=str(tmp_path / "home"),
                FAKE_DOCKER_LOG=str(tmp_path / "docker_calls.jsonl"))
     return env
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from conftest import stand_in_on_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "download_dfdc.sh"
@@ -48,14 +49,10 @@ print(f"Downloading {{file_name}} to {{out_dir}}")
 @pytest.fixture
 def kaggle_env(tmp_path) -> dict:
     """Environment with the stand-in kaggle first on PATH, a fake token, and a HOME without kaggle.json."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "kaggle"
-    fake.write_text(FAKE_KAGGLE)
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    path = stand_in_on_path(tmp_path, "kaggle", FAKE_KAGGLE)
     home = tmp_path / "home"
     home.mkdir()
-    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "HOME": str(home),
+    return {**os.environ, "PATH": path, "HOME": str(home),
             "KAGGLE_USERNAME": "someone", "KAGGLE_KEY": "not-a-real-key",
             "FAKE_KAGGLE_LOG": str(tmp_path / "kaggle_calls.jsonl"), "DFDC_MIN_FREE_GB": "0"}
 
