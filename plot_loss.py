@@ -62,9 +62,8 @@ def select_epochs(weighted: dict[int, float], top: int, min_epoch: int) -> list[
 
 def plot(epochs: dict[int, dict[str, float]], weighted: dict[int, float], selected: list[int], out: Path,
          title: str) -> None:
-    import matplotlib
+    from inference.report import save_figure  # first: it selects the Agg backend before pyplot loads
 
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     xs = sorted(epochs)
@@ -80,9 +79,7 @@ def plot(epochs: dict[int, dict[str, float]], weighted: dict[int, float], select
     axis.set_title(title)
     axis.legend()
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=100)
-    plt.close(figure)
+    save_figure(figure, out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,8 @@ from sklearn.metrics import roc_curve  # noqa: E402
 from preprocessing.common import atomic_write_bytes  # noqa: E402
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """PNG written atomically, figure closed."""
     import io
 
     buffer = io.BytesIO()
@@ -36,7 +37,7 @@ def plot_roc(y, p, path: Path, auc: float) -> None:
     ax.set(xlabel="false positive rate (reals called fake)", ylabel="true positive rate (fakes caught)",
            title="ROC (video level)")
     ax.legend(loc="lower right")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_histogram(y, p, path: Path) -> None:
@@ -47,7 +48,7 @@ def plot_histogram(y, p, path: Path) -> None:
     ax.hist(p[y == 1], bins=bins, alpha=0.6, label=f"FAKE ({(y == 1).sum()})", color="tab:red")
     ax.set(xlabel="predicted P(fake)", ylabel="videos", title="Score distribution per class")
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _img_tag(path: Path, width: int | None = None) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from preprocessing.common import RunSummary, atomic_write_image, is_done, write_done_marker
-from preprocessing.layout import crops_folder, diffs_folder, list_crops
+from preprocessing.layout import crops_folder, diff_path, diffs_folder, list_crops
 from preprocessing.step import load_entries, make_parser, run_video_jobs, shard_of, video_job
 
 
@@ -44,7 +44,7 @@ def diffs_of_fake(job: tuple) -> RunSummary:
                 summary.notes["shape mismatch"] += 1
                 summary.fail(str(fake_dir / name), f"shape {fake.shape} differs from original {original.shape}")
                 continue
-            atomic_write_image(out / name.replace(".png", "_diff.png"), ssim_difference(fake, original))
+            atomic_write_image(diff_path(root, fake_id, name), ssim_difference(fake, original))
         write_done_marker(out)
         summary.done = 1
     return summary

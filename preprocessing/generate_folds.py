@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Iterable
 
 from preprocessing.common import RunSummary, VideoEntry, atomic_write_bytes, is_done
-from preprocessing.layout import FOLDS_FILE, crops_folder, list_crops, parse_crop_name
+from preprocessing.layout import FOLDS_COLUMNS, FOLDS_FILE, crops_folder, list_crops, parse_crop_name
 from preprocessing.step import load_entries, make_parser
 
 log = logging.getLogger("preprocessing")
-COLUMNS = ("video", "file", "label", "original", "frame", "fold")
 DFDC_PARTS = 50
 
 
@@ -64,7 +63,7 @@ def fold_rows(root: Path, entries: dict[str, VideoEntry], folds: dict[str, int],
 def csv_bytes(rows: list[tuple]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(FOLDS_COLUMNS)
     writer.writerows(rows)
     return buffer.getvalue().encode()
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from preprocessing.common import RunSummary, atomic_write_npy, is_done, write_done_marker
 from preprocessing.faces import LANDMARK_THRESHOLDS, detect_batch, make_mtcnn, pick_device
-from preprocessing.layout import crops_folder, landmarks_folder, list_crops
+from preprocessing.layout import crops_folder, landmarks_folder, landmarks_path, list_crops
 from preprocessing.step import load_entries, make_parser, run_video_jobs, shard_of, video_job
 
 
@@ -51,7 +51,7 @@ def landmarks_of_video(job: tuple) -> RunSummary:
                     summary.frames_without_face += 1
                     continue
                 points = np.round(found[1][0]).astype(np.int16)
-                atomic_write_npy(out / name.replace(".png", ".npy"), points)
+                atomic_write_npy(landmarks_path(root, video_id, name), points)
         write_done_marker(out)
         summary.done = 1
     return summary

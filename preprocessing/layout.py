@@ -10,6 +10,7 @@ CROPS_DIR = "crops"
 LANDMARKS_DIR = "landmarks"
 DIFFS_DIR = "diffs"
 FOLDS_FILE = "folds.csv"
+FOLDS_COLUMNS = ("video", "file", "label", "original", "frame", "fold")
 
 CROP_NAME_PATTERN = re.compile(r"^(\d+)_(\d+)\.png$")
 
@@ -28,6 +29,16 @@ def landmarks_folder(root: Path, video_id: str) -> Path:
 
 def diffs_folder(root: Path, video_id: str) -> Path:
     return Path(root) / DIFFS_DIR / video_id
+
+
+def landmarks_path(root: Path, video_id: str, crop_file: str) -> Path:
+    """landmarks/<video>/<frame>_<actor>.npy for crop file <frame>_<actor>.png."""
+    return landmarks_folder(root, video_id) / f"{Path(crop_file).stem}.npy"
+
+
+def diff_path(root: Path, video_id: str, crop_file: str) -> Path:
+    """diffs/<video>/<frame>_<actor>_diff.png for crop file <frame>_<actor>.png."""
+    return diffs_folder(root, video_id) / f"{Path(crop_file).stem}_diff.png"
 
 
 def crop_name(frame: int, actor: int) -> str:

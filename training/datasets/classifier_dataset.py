@@ -17,12 +17,12 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from preprocessing.layout import FOLDS_COLUMNS, diff_path, landmarks_path
 from training.datasets.cutouts import hardcore_cutout
 from training.transforms.resize import image_to_tensor
 
 log = logging.getLogger("training.dataset")
 
-FOLDS_COLUMNS = ("video", "file", "label", "original", "frame", "fold")
 VAL_FRAME_STEP = 20  # validation keeps frames 0, 20, 40, ... (the original's frame % 20 == 0)
 MAX_CONSECUTIVE_UNREADABLE = 50
 CHANGED_PIXEL_VALUE = 20  # `valid`: a fake crop counts as changed with > 32 diff pixels above this
@@ -126,10 +126,10 @@ class DeepFakeClassifierDataset(Dataset):
         return self.root / self.options.crops_dir / row.video / row.file
 
     def landmarks_path(self, row: CropRow) -> Path:
-        return self.root / "landmarks" / row.original / f"{Path(row.file).stem}.npy"
+        return landmarks_path(self.root, row.original, row.file)
 
     def diff_path(self, row: CropRow) -> Path:
-        return self.root / "diffs" / row.video / f"{Path(row.file).stem}_diff.png"
+        return diff_path(self.root, row.video, row.file)
 
     def _read_crop(self, row: CropRow) -> np.ndarray | None:
         path = self.crop_path(row)
