@@ -25,32 +25,26 @@ start=$SECONDS
 stage() { printf '\n=== %s (%ds) ===\n' "$1" $((SECONDS - start)); }
 
 stage "1/5 demo dataset -> $DATA"
-python -m preprocessing.make_demo_dataset "$DATA" --seed 0
+python -m demo.make_demo_dataset "$DATA" --seed 0
 
 stage "2/5 preprocessing (boxes, crops, landmarks, diffs, folds)"
 bash preprocess_data.sh "$DATA" --workers "$(nproc)"
 
 stage "3/5 training $CONFIG on folds 1-3 (holdout: fold 0)"
 mkdir -p "$OUT/weights"
-encoder=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['encoder'])" "$CONFIG")
-size=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['size'])" "$CONFIG")
-checkpoint="demo_${SEED}_DeepFakeClassifier_${encoder}_0_last"
-if [ -f "$OUT/weights/.trained" ]; then
-    echo "already trained: $OUT/weights/$checkpoint"
-else
-    resume=()
-    [ -f "$OUT/weights/$checkpoint" ] && resume=(--resume "$OUT/weights/$checkpoint")
-    python training/pipelines/train_classifier.py --config "$CONFIG" --data-dir "$DATA" --fold 0 --seed "$SEED" \
-        --prefix "demo_${SEED}_" --output-dir "$OUT/weights/" --logdir "$OUT/logs" --workers 1 "${resume[@]}"
-    touch "$OUT/weights/.trained"
-fi
-python plot_loss.py --metrics "$OUT/logs/demo_${SEED}_DeepFakeClassifier_${encoder}_0/metrics.csv" \
+train=(python training/pipelines/train_classifier.py --config "$CONFIG" --data-dir "$DATA" --fold 0 --seed "$SEED"
+       --prefix "demo_${SEED}_" --output-dir "$OUT/weights/" --logdir "$OUT/logs" --workers 1)
+checkpoint="$("${train[@]}" --print-checkpoint)"   # the trainer's own naming rule
+# --resume last continues an interrupted training, and ends at once when every epoch is done.
+"${train[@]}" --resume last
+python plot_loss.py --metrics "$OUT/logs/$(basename "${checkpoint%_last}")/metrics.csv" \
     --out "$OUT/loss.png" --min-epoch -1
 
 stage "4/5 predicting the holdout part $HOLDOUT_PART with the last checkpoint"
-# predict_folder.py resumes by itself: finished videos are skipped on a rerun.
-python predict_folder.py --weights-dir "$OUT/weights" --models "$checkpoint" --encoder "$encoder" \
-    --size "$size" --test-dir "$DATA/$HOLDOUT_PART" --output "$OUT/predictions.csv" --save-crops "$OUT/crops"
+# The checkpoint's model card gives the encoder, input size and frames per video. predict_folder.py resumes
+# by itself: finished videos are skipped on a rerun.
+python predict_folder.py --weights-dir "$(dirname "$checkpoint")" --models "$(basename "$checkpoint")" \
+    --test-dir "$DATA/$HOLDOUT_PART" --output "$OUT/predictions.csv" --save-crops "$OUT/crops"
 
 stage "5/5 evaluation"
 python evaluate.py --predictions "$OUT/predictions.csv" --labels "$DATA/$HOLDOUT_PART/metadata.json" \

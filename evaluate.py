@@ -8,7 +8,6 @@ The crop scores written by predict_folder.py (<predictions>.crops.csv) are picke
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -18,7 +17,8 @@ import pandas as pd
 from inference.metrics import compute_metrics
 from inference.outputs import crops_path, errors_path
 from inference.report import plot_histogram, plot_roc, write_html
-from preprocessing.common import atomic_write_json
+from core.atomic import atomic_write_json
+from core.layout import read_metadata
 
 LABEL_VALUES = {"REAL": 0, "FAKE": 1, "0": 0, "1": 1}
 
@@ -27,7 +27,10 @@ def read_labels(paths: list[Path]) -> dict[str, int]:
     labels: dict[str, int] = {}
     for path in paths:
         if path.suffix == ".json":
-            entries = {name: info.get("label") for name, info in json.loads(path.read_text()).items()}
+            try:
+                entries = {name: info["label"] for name, info in read_metadata(path).items()}
+            except ValueError as err:
+                raise SystemExit(f"error: {err}") from err
         else:
             frame = pd.read_csv(path, dtype=str)
             if not {"filename", "label"} <= set(frame.columns):

@@ -10,15 +10,14 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
-from preprocessing import faces
-from preprocessing.video import VideoReadError, header_frame_count, iter_frames
-from training.transforms.resize import IMAGENET_MEAN, IMAGENET_STD, isotropic_resize, put_to_center
+from core import faces
+from core.card import RELEASE_CARD, ModelCard
+from core.model_input import normalize_batch, to_model_input
+from core.video import VideoReadError, header_frame_count, iter_frames
 
-FRAMES_PER_VIDEO = 32
-INPUT_SIZE = 380
-CONFIDENT_THRESHOLD = 0.8
+FRAMES_PER_VIDEO = RELEASE_CARD.frames_per_video
+CONFIDENT_THRESHOLD = RELEASE_CARD.confident_threshold
 
 
 # ---------------------------------------------------------------- frames
@@ -90,12 +89,6 @@ def read_sampled_frames(path, num_frames: int = FRAMES_PER_VIDEO) -> SampledFram
     return SampledFrames(indices, frames, resampled)
 
 
-def half_size(frame: np.ndarray) -> np.ndarray:
-    """The detector's input: (w // 2, h // 2) with PIL bicubic, as the original."""
-    height, width = frame.shape[:2]
-    return np.asarray(Image.fromarray(frame).resize((width // 2, height // 2), Image.BICUBIC))
-
-
 # ---------------------------------------------------------------- faces
 
 @dataclass
@@ -119,20 +112,17 @@ def detect_faces(mtcnn, half_frames: Sequence[np.ndarray], frames_per_call: int)
     return boxes
 
 
-def to_model_input(crop: np.ndarray, size: int) -> np.ndarray:
-    """Isotropic resize to `size` on the long side, centred on a black size x size canvas (as validation)."""
-    return put_to_center(isotropic_resize(crop, size), size)
-
-
-def crop_faces(frames: SampledFrames, boxes_per_frame: Sequence, size: int) -> FaceCrops:
-    """Every face of every frame, cropped from the full-resolution frame with the preprocessing crop rule."""
+def crop_faces(frames: SampledFrames, boxes_per_frame: Sequence, card: ModelCard = RELEASE_CARD) -> FaceCrops:
+    """Every face of every frame, cropped from the full-resolution frame with the preprocessing crop rule and
+    made into the card's model input."""
+    size = card.input_size
     keys, inputs, without_face = [], [], 0
     for frame_index, frame, boxes in zip(frames.indices, frames.frames, boxes_per_frame):
         if boxes is None:
             without_face += 1
             continue
         for face_index, box in enumerate(boxes):
-            crop = faces.crop_face(frame, faces.scale_box(box))
+            crop = faces.crop_face(frame, faces.scale_box(box, card.detector_downscale), card.crop_pad_divisor)
             if crop.size == 0:
                 continue  # a box entirely outside the frame
             keys.append((frame_index, face_index))
@@ -143,23 +133,14 @@ def crop_faces(frames: SampledFrames, boxes_per_frame: Sequence, size: int) -> F
 
 # ---------------------------------------------------------------- classifier
 
-def normalize_batch(images: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """uint8 NHWC -> ImageNet-normalised NCHW in `dtype`, channels-last in memory (no copy of the layout)."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    x = images.permute(0, 3, 1, 2).float().div_(255.0)
-    x = (x - mean) / std
-    return x.to(dtype).contiguous(memory_format=torch.channels_last)
-
-
 @torch.inference_mode()
 def predict_probabilities(models: Sequence[torch.nn.Module], inputs: np.ndarray, device: torch.device,
-                          dtype: torch.dtype, batch_size: int) -> np.ndarray:
+                          dtype: torch.dtype, batch_size: int, card: ModelCard = RELEASE_CARD) -> np.ndarray:
     """Sigmoid scores, float32 array (num_models, N); each chunk of `batch_size` crops is uploaded once."""
     probabilities = np.zeros((len(models), len(inputs)), dtype=np.float32)
     for start in range(0, len(inputs), batch_size):
         chunk = torch.from_numpy(np.ascontiguousarray(inputs[start:start + batch_size]))
-        x = normalize_batch(chunk.to(device, non_blocking=True), dtype)
+        x = normalize_batch(chunk.to(device, non_blocking=True), dtype, card.mean, card.std)
         for m, model in enumerate(models):
             logits = model(x).float().flatten()
             probabilities[m, start:start + len(chunk)] = torch.sigmoid(logits).cpu().numpy()
@@ -187,9 +168,19 @@ def confident_strategy(pred, t: float = CONFIDENT_THRESHOLD) -> float:
     return float(np.mean(pred))
 
 
-def ensemble_score(probabilities: np.ndarray, t: float = CONFIDENT_THRESHOLD) -> float:
-    """Arithmetic mean over models of each model's confident_strategy; probabilities is (num_models, N)."""
+def aggregate(pred, card: ModelCard = RELEASE_CARD) -> float:
+    """One model's video score from its face scores, by the card's aggregation."""
+    if card.aggregation == "confident":
+        return confident_strategy(pred, card.confident_threshold)
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1)
+    if len(pred) == 0:
+        raise ValueError("aggregation needs at least one face score")
+    return float(np.mean(pred))
+
+
+def ensemble_score(probabilities: np.ndarray, card: ModelCard = RELEASE_CARD) -> float:
+    """Arithmetic mean over models of each model's aggregated score; probabilities is (num_models, N)."""
     probabilities = np.asarray(probabilities)
     if probabilities.ndim != 2 or probabilities.shape[0] == 0:
         raise ValueError(f"expected (num_models, num_faces) scores, got shape {probabilities.shape}")
-    return float(np.mean([confident_strategy(row, t) for row in probabilities]))
+    return float(np.mean([aggregate(row, card) for row in probabilities]))

@@ -1,14 +1,25 @@
-"""Score every *.mp4 in a folder with an ensemble of DeepFakeClassifier checkpoints; write a Kaggle submission CSV.
+"""Score every video in a folder with an ensemble of DeepFakeClassifier checkpoints; write a Kaggle submission CSV.
 
     python predict_folder.py --weights-dir weights --models final_111_... final_555_... \
         --test-dir /data/test_videos --output submission.csv
 
-Several GPUs or machines: `torchrun --nproc-per-node N predict_folder.py ...`; each rank scores the sorted
-names [rank::world] and rank 0 writes the merged files. See inference/outputs.py for the files written.
+Videos: every file directly in --test-dir whose extension is a video container (.mp4 .avi .mov .mkv .webm .m4v
+.mpg .mpeg .wmv .flv, in any case); other files are named and skipped. A folder without videos is an error.
 
-Resumable: every finished video is appended at once to <output>.progress.jsonl (one file per rank under
-torchrun, see inference/progress.py); a rerun with the same settings skips the videos recorded there and
-writes the same files as an uninterrupted run. Other settings are refused until --restart discards them.
+Model card: each checkpoint carries the settings it was trained for (encoder, input size, mean/std, frames per
+video, detector thresholds, crop rule, aggregation); the winner's 2020 files get the original's card (B7, 380 px,
+32 frames). --encoder, --size and --frames-per-video override the card only when given, and the run says so.
+Checkpoints whose cards disagree on the input pipeline are refused.
+
+Files written:
+    OUTPUT                     filename,label     every video, sorted; P(fake), 0.5 for a video that could not be scored
+    OUTPUT.errors.csv          filename,reason    each unscored video: "unreadable: ..." or "no face: ..."
+    OUTPUT.crops.csv           filename,frame,face,score,thumbnail   every face crop's ensemble-mean score
+    OUTPUT.progress.jsonl      one line per finished video: a rerun with the same settings resumes from it
+    --save-crops DIR           DIR/<video>/<frame>_<face>.jpg, 128 px thumbnails of what the model saw
+
+Several GPUs or machines: `torchrun --nproc-per-node N predict_folder.py ...`; each rank scores the sorted
+names [rank::world] into OUTPUT.progress.rank<R>.jsonl and rank 0 writes the merged files.
 """
 from __future__ import annotations
 
@@ -18,25 +29,25 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-import kernel_utils as ku
-from inference import progress, runtime
-from inference.checkpoints import DEFAULT_ENCODER, CheckpointError, load_classifier
+from core import runtime
+from core.card import CardError, check_same_pipeline
+from core.checkpoints import CheckpointError, LoadedClassifier, load_classifier
+from core.cli import HelpFormatter
+from core.layout import list_videos, part_dirs
+from inference import progress
 from inference.outputs import print_summary, save_thumbnails, write_outputs
 from inference.pipeline import PredictionConfig, predict_videos
-from preprocessing import faces
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--weights-dir", type=Path, default=Path("weights"))
     parser.add_argument("--models", nargs="+", required=True, help="checkpoint file names inside --weights-dir")
-    parser.add_argument("--test-dir", type=Path, required=True, help="folder with the *.mp4 files to score")
+    parser.add_argument("--test-dir", type=Path, required=True, help="folder with the videos to score")
     parser.add_argument("--output", type=Path, default=Path("submission.csv"))
-    parser.add_argument("--encoder", default=DEFAULT_ENCODER, help=f"timm encoder of the checkpoints ({DEFAULT_ENCODER})")
-    parser.add_argument("--frames-per-video", type=int, default=ku.FRAMES_PER_VIDEO)
-    parser.add_argument("--size", type=int, default=ku.INPUT_SIZE, help="model input side in pixels")
+    parser.add_argument("--encoder", default=None, help="override the card's timm encoder (default: from the card)")
+    parser.add_argument("--frames-per-video", type=int, default=None, help="override the card's frames per video")
+    parser.add_argument("--size", type=int, default=None, help="override the card's model input side in pixels")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (classifier)")
     parser.add_argument("--detector-device", default=None,
                         help="MTCNN device (default: --device). On cpu the detector runs inside the decoding workers")
@@ -53,70 +64,110 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--trusted-checkpoints", action="store_true",
                         help="load checkpoints with torch.load(weights_only=False): only for files you trust")
     parser.add_argument("--restart", action="store_true",
-                        help="discard the progress of an earlier run (<output>.progress*.jsonl) and score every video")
+                        help="discard the progress of an earlier run (OUTPUT.progress*.jsonl) and score every video")
     args = parser.parse_args(argv)
     if not args.test_dir.is_dir():
         parser.error(f"--test-dir {args.test_dir} is not a folder")
     return args
 
 
-def make_config(args: argparse.Namespace, device: torch.device) -> PredictionConfig:
-    detector_device = faces.pick_device(args.detector_device) if args.detector_device else device
-    frames_per_call = args.detector_batch or (args.frames_per_video if detector_device.type == "cuda" else 1)
-    return PredictionConfig(frames_per_video=args.frames_per_video, size=args.size, device=device,
-                            detector_device=detector_device, dtype=runtime.pick_dtype(device, args.precision),
-                            batch_size=args.batch_size, frames_per_detector_call=frames_per_call,
-                            workers=args.workers, detect_in_workers=detector_device.type == "cpu")
+def find_videos(test_dir: Path) -> list[Path]:
+    """The videos to score; names every skipped file; SystemExit when there is no video at all."""
+    videos, others = list_videos(test_dir)
+    for path in others:
+        why = "a folder" if path.is_dir() else f"not a video container ({path.suffix or 'no extension'})"
+        print(f"[predict] skipped {path.name}: {why}", file=sys.stderr)
+    if not videos:
+        hint = ""
+        parts = part_dirs(test_dir)
+        if parts:
+            hint = (f"; it holds {len(parts)} dfdc_train_part_N folders: did you mean one of them, e.g. "
+                    f"--test-dir {parts[0][1]}?")
+        raise SystemExit(f"error: no video file in {test_dir} (looked for "
+                         f"{', '.join(sorted({'.mp4', '.avi', '.mov', '.mkv', '.webm'}))} and more, any case){hint}")
+    return videos
 
 
-def _rank_label(rank: runtime.Rank) -> str:
-    return f"rank {rank.rank}: " if rank.world > 1 else ""
+def card_overrides(args: argparse.Namespace) -> dict:
+    """Card fields the user gave explicitly; None means 'use the card'."""
+    return {"encoder": args.encoder, "input_size": args.size, "frames_per_video": args.frames_per_video}
+
+
+def load_models(args: argparse.Namespace, device, dtype) -> list[LoadedClassifier]:
+    loaded = [load_classifier(args.weights_dir / name, device, dtype, args.trusted_checkpoints, card_overrides(args))
+              for name in args.models]
+    check_same_pipeline({item.path: item.card for item in loaded})
+    return loaded
+
+
+def make_config(args: argparse.Namespace, device, loaded: list[LoadedClassifier]) -> PredictionConfig:
+    detector_device = runtime.pick_device(args.detector_device) if args.detector_device else device
+    card = loaded[0].card
+    frames_per_call = args.detector_batch or (card.frames_per_video if detector_device.type == "cuda" else 1)
+    return PredictionConfig(card=card, device=device, detector_device=detector_device,
+                            dtype=runtime.pick_dtype(device, args.precision), batch_size=args.batch_size,
+                            frames_per_detector_call=frames_per_call, workers=args.workers,
+                            detect_in_workers=detector_device.type == "cpu")
+
+
+def _rank_label(context: runtime.Context) -> str:
+    return f"rank {context.rank}: " if context.distributed else ""
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    rank, device = runtime.start(args.device)
-    config = make_config(args, device)
+    videos_in_folder = find_videos(args.test_dir)
+    context = runtime.init(args.device)
+    dtype = runtime.pick_dtype(context.device, args.precision)
     try:
-        models = [load_classifier(args.weights_dir / name, args.encoder, device, config.dtype,
-                                  args.trusted_checkpoints) for name in args.models]
-    except CheckpointError as err:
+        loaded = load_models(args, context.device, dtype)
+    except (CheckpointError, CardError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    key = progress.run_key([args.weights_dir / name for name in args.models], args.encoder, args.size,
-                           args.frames_per_video, str(config.dtype),
+    if context.is_main:
+        for item in loaded:
+            for line in item.overrides:
+                print(f"[predict] {item.path.name}: {line}", file=sys.stderr)
+        card = loaded[0].card
+        print(f"[predict] card: {card.encoder if len(loaded) == 1 else 'per model'}, {card.input_size} px, "
+              f"{card.frames_per_video} frames per video, {card.aggregation} aggregation", file=sys.stderr)
+    config = make_config(args, context.device, loaded)
+    key = progress.run_key([item.path for item in loaded], [item.card.to_dict() for item in loaded], str(config.dtype),
                            f"{config.detector_device.type}, {config.frames_per_detector_call} frames per call",
                            args.test_dir, args.save_crops)
-    if args.restart and rank.is_main:
+    if args.restart and context.is_main:
         progress.discard(args.output)
-    runtime.barrier(rank)  # no rank reads the progress files before --restart has removed them
+    runtime.barrier(context)  # no rank reads the progress files before --restart has removed them
     try:
         finished = progress.load_finished(args.output, key)
     except progress.ProgressFileError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    videos = rank.slice(args.test_dir.glob("*.mp4"))
+    videos = context.slice(videos_in_folder)
     results = [finished[video.name] for video in videos if video.name in finished]
     to_score = [video for video in videos if video.name not in finished]
     if results:
-        print(f"[predict] {_rank_label(rank)}resuming: {len(results)} of {len(videos)} videos already done "
+        print(f"[predict] {_rank_label(context)}resuming: {len(results)} of {len(videos)} videos already done "
               f"(from {args.output}.progress*.jsonl)", file=sys.stderr)
     started = time.perf_counter()
-    with progress.ProgressWriter(progress.progress_file(args.output, rank.rank, rank.world), key) as progress_writer:
+    models = [item.model for item in loaded]
+    progress_path = progress.progress_file(args.output, context.rank, context.world_size)
+    with progress.ProgressWriter(progress_path, key) as progress_writer:
         for result in predict_videos(to_score, models, config, keep_images=args.save_crops is not None,
-                                     progress=rank.is_main):
+                                     progress=context.is_main):
             if args.save_crops is not None and result.crop_images is not None:
                 save_thumbnails(result, args.save_crops)
                 result.crop_images = None
             progress_writer.append(result)  # after the thumbnails: a recorded video is complete
             results.append(result)
-    results = runtime.gather_to_main(rank, results)
-    scored_now = runtime.gather_to_main(rank, [len(to_score)])
-    if rank.is_main:
+    results = runtime.gather_to_main(context, results)
+    scored_now = runtime.gather_to_main(context, [len(to_score)])
+    if context.is_main:
         write_outputs(results, args.output, args.save_crops)
         print_summary(results, args.output)
         print(f"[predict] {sum(scored_now)} of {len(results)} videos processed in this run, "
-              f"{time.perf_counter() - started:.1f} s on {device} ({rank.world} rank(s))", file=sys.stderr)
+              f"{time.perf_counter() - started:.1f} s on {context.device} ({context.world_size} rank(s))",
+              file=sys.stderr)
     runtime.finish()
     return 0
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The winner's submission: the seven-checkpoint B7 ensemble over every *.mp4 in TEST_DIR.
+# The winner's submission: the seven-checkpoint B7 ensemble over every video in TEST_DIR (their model card: the
+# release files have none, so they get the original's: B7, 380 px, 32 frames).
 # Usage: bash predict_submission.sh TEST_DIR OUTPUT_CSV [extra predict_folder.py options, e.g. --workers 8]
 set -euo pipefail
 if [ "$#" -lt 2 ]; then
@@ -24,4 +25,4 @@ PYTHON="${PYTHON:-$REPO_DIR/.venv/bin/python}"
 [ -x "$PYTHON" ] || PYTHON=python3
 export PYTHONPATH="$REPO_DIR${PYTHONPATH:+:$PYTHONPATH}"
 exec "$PYTHON" "$REPO_DIR/predict_folder.py" --weights-dir "$WEIGHTS_DIR" --models "${MODELS[@]}" \
-    --test-dir "$TEST_DIR" --output "$OUTPUT" --encoder tf_efficientnet_b7_ns "$@"
+    --test-dir "$TEST_DIR" --output "$OUTPUT" "$@"

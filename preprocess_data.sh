@@ -3,11 +3,13 @@
 set -euo pipefail
 
 usage() {
-    cat >&2 <<'EOF'
+    cat <<'EOF'
 usage: preprocess_data.sh DATA_ROOT [options]
 
 DATA_ROOT holds dfdc_train_part_N/ folders with *.mp4 and metadata.json. Writes DATA_ROOT/boxes, crops,
-landmarks, diffs and DATA_ROOT/folds.csv. Reruns skip finished videos.
+landmarks, diffs, DATA_ROOT/folds.csv and DATA_ROOT/manifests/<step>.json (each step's settings and the
+videos it finished; the next step follows them). Reruns skip finished videos; a rerun with settings other
+than those on disk is refused before any work, naming both values.
 
 options (passed to every step unless noted):
   --workers N                      worker processes (default: all cores)
@@ -15,16 +17,20 @@ options (passed to every step unless noted):
                                    or a SLURM array); folds.csv is then NOT written: once every shard has
                                    finished, run  python -m preprocessing.generate_folds --root-dir DATA_ROOT
   --device auto|cpu|cuda           face detector device (detect step only; default auto)
-  --frame-stride N                 detect faces on every N-th frame (detect step only; default 10)
+  --frame-stride N                 detect faces on every N-th frame (detect step only; default 10; 1 = every
+                                   frame, as the original); must divide --crop-every
+  --crop-every N                   crop every N-th frame (default 10, as the original); set in the detect step,
+                                   which records it for the crop step
   --batch-size N                   frames per detector call (detect step only; default 32)
   --seed S --n-splits K            row shuffle seed and number of folds (folds step only; default 777, 16)
 EOF
-    exit 2
 }
+fail_usage() { usage >&2; exit 2; }
 
+[[ "${1:-}" == "-h" || "${1:-}" == "--help" ]] && { usage; exit 0; }
 if [[ $# -lt 1 || ! -d "$1" ]]; then
     [[ $# -ge 1 ]] && echo "error: DATA_ROOT '$1' is not a directory" >&2
-    usage
+    fail_usage
 fi
 DATA_ROOT="$1"
 shift
@@ -38,10 +44,10 @@ common_args=() detect_args=() folds_args=()
 num_shards="${WORLD_SIZE:-${SLURM_ARRAY_TASK_COUNT:-1}}"
 while [[ $# -gt 0 ]]; do
     case "$1" in
-        --device|--frame-stride|--batch-size) [[ $# -ge 2 ]] || usage; detect_args+=("$1" "$2"); shift 2 ;;
-        --seed|--n-splits) [[ $# -ge 2 ]] || usage; folds_args+=("$1" "$2"); shift 2 ;;
-        --num-shards) [[ $# -ge 2 ]] || usage; num_shards="$2"; common_args+=("$1" "$2"); shift 2 ;;
-        -h|--help) usage ;;
+        --device|--frame-stride|--crop-every|--batch-size) [[ $# -ge 2 ]] || fail_usage; detect_args+=("$1" "$2"); shift 2 ;;
+        --seed|--n-splits) [[ $# -ge 2 ]] || fail_usage; folds_args+=("$1" "$2"); shift 2 ;;
+        --num-shards) [[ $# -ge 2 ]] || fail_usage; num_shards="$2"; common_args+=("$1" "$2"); shift 2 ;;
+        -h|--help) usage; exit 0 ;;
         *) common_args+=("$1"); shift ;;
     esac
 done

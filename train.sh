@@ -3,15 +3,17 @@
 set -euo pipefail
 
 usage() {
-    cat >&2 <<'USAGE'
+    cat <<'USAGE'
 usage: train.sh DATA_ROOT NUM_GPUS [extra train_classifier.py arguments]
 
 DATA_ROOT  preprocessed dataset (crops/, landmarks/, diffs/, folds.csv from preprocess_data.sh)
 NUM_GPUS   training processes per node (one per GPU), a positive integer
 
-Per seed S: checkpoints weights/<name>_S_DeepFakeClassifier_<encoder>_0_{EPOCH,last,best}, stdout log
-logs/<name>_S (validation fake_loss/real_loss lines for plot_loss.py), TensorBoard + metrics.csv in
-logs/<name>_S_DeepFakeClassifier_<encoder>_0/, where <name> is the config file's name (b7).
+Per seed S: checkpoints weights/<name>_S_DeepFakeClassifier_<encoder>_0_{EPOCH,last,best}, the full log
+(stdout and stderr) in logs/<name>_S (validation fake_loss/real_loss lines for plot_loss.py), TensorBoard +
+metrics.csv in logs/<name>_S_DeepFakeClassifier_<encoder>_0/, where <name> is the config file's name (b7).
+A seed with a _last checkpoint resumes from it. A seed that fails is listed at the end (rerun to resume it);
+an error no rerun can fix (bad config key, missing folds.csv, no pretrained weights offline) stops at once.
 
 environment:
   CONFIG=configs/b7.json   training config
@@ -20,29 +22,30 @@ environment:
   RDZV_ENDPOINT=host:port  c10d rendezvous on the first node (required when NNODES > 1)
   DRY_RUN=1                print the commands instead of running them
 USAGE
-    exit 2
 }
+fail_usage() { usage >&2; exit 2; }
 
-[[ $# -ge 2 ]] || usage
+[[ "${1:-}" == "-h" || "${1:-}" == "--help" ]] && { usage; exit 0; }
+[[ $# -ge 2 ]] || fail_usage
 DATA_ROOT="$1"
 NUM_GPUS="$2"
 shift 2
 if [[ -z "$DATA_ROOT" || ! -d "$DATA_ROOT" ]]; then
     echo "error: DATA_ROOT '$DATA_ROOT' is not a directory" >&2
-    usage
+    fail_usage
 fi
 if [[ ! "$NUM_GPUS" =~ ^[1-9][0-9]*$ ]]; then
     echo "error: NUM_GPUS '$NUM_GPUS' is not a positive integer" >&2
-    usage
+    fail_usage
 fi
 NNODES="${NNODES:-1}"
 if [[ ! "$NNODES" =~ ^[1-9][0-9]*$ ]]; then
     echo "error: NNODES '$NNODES' is not a positive integer" >&2
-    usage
+    fail_usage
 fi
 if [[ "$NNODES" -gt 1 && -z "${RDZV_ENDPOINT:-}" ]]; then
     echo "error: NNODES=$NNODES needs RDZV_ENDPOINT=host:port (the first node)" >&2
-    usage
+    fail_usage
 fi
 DATA_ROOT="$(cd "$DATA_ROOT" && pwd)"
 
@@ -53,12 +56,11 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 PYTHON=python
 [[ -x "$REPO_ROOT/.venv/bin/python" ]] && PYTHON="$REPO_ROOT/.venv/bin/python"
 CONFIG="${CONFIG:-configs/b7.json}"
-[[ -f "$CONFIG" ]] || { echo "error: CONFIG '$CONFIG' not found" >&2; usage; }
+[[ -f "$CONFIG" ]] || { echo "error: CONFIG '$CONFIG' not found" >&2; fail_usage; }
 NAME="$(basename "$CONFIG" .json)"
 SEEDS="${SEEDS:-111 555 777 888 999}"
 
 [[ "${DRY_RUN:-0}" == "1" ]] || mkdir -p logs weights
-ENCODER="$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["encoder"])' "$CONFIG")"
 failed=()
 for seed in $SEEDS; do
     if [[ "$NNODES" -gt 1 ]]; then
@@ -66,21 +68,31 @@ for seed in $SEEDS; do
     else
         launch=(--standalone)
     fi
-    # A seed interrupted earlier continues from its last checkpoint (a finished one ends at once).
-    last="weights/${NAME}_${seed}_DeepFakeClassifier_${ENCODER}_0_last"
-    resume=()
-    [[ -f "$last" ]] && resume=(--resume "$last")
+    # --resume last: a seed interrupted earlier continues from its own _last checkpoint (a finished one ends at once).
     command=("$PYTHON" -u -m torch.distributed.run "${launch[@]}" --nproc_per_node "$NUM_GPUS"
              training/pipelines/train_classifier.py --config "$CONFIG" --freeze-epochs 0 --test_every 1
              --label-smoothing 0.01 --folds-csv folds.csv --fold 0 --seed "$seed" --data-dir "$DATA_ROOT"
-             --prefix "${NAME}_${seed}_" "${resume[@]}" "$@")
+             --prefix "${NAME}_${seed}_" --resume last "$@")
+    log="logs/${NAME}_${seed}"
     if [[ "${DRY_RUN:-0}" == "1" ]]; then
-        echo "${command[*]} > logs/${NAME}_${seed}"
+        echo "${command[*]} >> $log 2>&1"
         continue
     fi
-    echo "=== seed $seed: log in logs/${NAME}_${seed}${resume:+ (resuming from $last)}" >&2
-    # One failed seed does not stop the others (as the original); the failures are listed at the end.
-    "${command[@]}" >> "logs/${NAME}_${seed}" || failed+=("$seed")
+    echo "=== seed $seed: log in $log" >&2
+    start_line=$(( $(wc -l < "$log" 2>/dev/null || echo 0) + 1 ))
+    if "${command[@]}" >> "$log" 2>&1; then
+        continue
+    fi
+    # The trainer reports errors that no rerun can fix on one line starting with this prefix.
+    fatal="$(tail -n "+$start_line" "$log" | grep -m1 '^train_classifier: error:' || true)"
+    if [[ -n "$fatal" ]]; then
+        echo "$fatal" >&2
+        echo "error: seed $seed stopped on an error that rerunning cannot fix; fix it and rerun (no other seed was started)." >&2
+        exit 2
+    fi
+    echo "seed $seed failed; the end of $log:" >&2
+    tail -n 5 "$log" >&2
+    failed+=("$seed")
 done
 if [[ ${#failed[@]} -gt 0 ]]; then
     echo "error: seeds ${failed[*]} failed; see logs/${NAME}_<seed>. Rerun train.sh to resume them." >&2

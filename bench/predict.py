@@ -1,6 +1,6 @@
 """Throughput of predict_folder's pipeline against the original's way of running the same models.
 
-    python bench/predict.py /work/shared/data/ffpp_c40 --encoder efficientnet_lite0 --size 224 --limit 12
+    python bench/predict.py ../shared/data/ffpp_c40 --encoder efficientnet_lite0 --size 224 --limit 12
     python bench/predict.py TEST_DIR --device cuda --models-count 7 --encoder tf_efficientnet_b7_ns --size 380
     python bench/predict.py TEST_DIR --weights-dir weights --models final_111_... (real checkpoints)
 
@@ -25,10 +25,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import kernel_utils as ku  # noqa: E402
-from inference import runtime  # noqa: E402
-from inference.checkpoints import load_classifier  # noqa: E402
+from core import runtime  # noqa: E402
+from core.card import ModelCard  # noqa: E402
+from core.checkpoints import load_classifier  # noqa: E402
+from core.models import DeepFakeClassifier  # noqa: E402
 from inference.pipeline import PredictionConfig, predict_videos, stage_seconds  # noqa: E402
-from training.zoo.classifiers import DeepFakeClassifier  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -53,7 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build_models(args, device: torch.device, dtype: torch.dtype) -> list[torch.nn.Module]:
     if args.models:
-        return [load_classifier(args.weights_dir / name, args.encoder, device, dtype) for name in args.models]
+        return [load_classifier(args.weights_dir / name, device, dtype, overrides={"encoder": args.encoder}).model
+                for name in args.models]
     models = []
     for seed in range(args.models_count):
         torch.manual_seed(seed)
@@ -86,14 +88,14 @@ def report(label: str, seconds: float, results: list) -> float:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    _, device = runtime.start(args.device)
+    device = runtime.init(args.device).device
     dtype = runtime.pick_dtype(device, args.precision)
     videos = sorted(args.test_dir.rglob("*.mp4"))[:args.limit]
     if not videos:
         raise SystemExit(f"error: no *.mp4 under {args.test_dir}")
     models = build_models(args, device, dtype)
-    common = dict(frames_per_video=args.frames_per_video, size=args.size, device=device, detector_device=device,
-                  dtype=dtype, batch_size=args.batch_size)
+    card = ModelCard(encoder=args.encoder, input_size=args.size, frames_per_video=args.frames_per_video)
+    common = dict(card=card, device=device, detector_device=device, dtype=dtype, batch_size=args.batch_size)
     pipeline = PredictionConfig(**common, workers=args.workers, detect_in_workers=device.type == "cpu",
                                 frames_per_detector_call=args.detector_batch or (
                                     args.frames_per_video if device.type == "cuda" else 1))

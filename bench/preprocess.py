@@ -17,17 +17,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.layout import load_dataset  # noqa: E402
+from core.runtime import run_parallel  # noqa: E402
+from core.video import iter_frames  # noqa: E402
 from preprocessing import detect_original_faces, extract_crops  # noqa: E402
-from preprocessing.common import CROP_FRAME_STEP, load_dataset, run_parallel  # noqa: E402
+from preprocessing.detect_original_faces import DEFAULT_CROP_EVERY as CROP_EVERY  # noqa: E402
 from preprocessing.link_dataset import link_dataset  # noqa: E402
-from preprocessing.video import iter_frames  # noqa: E402
 
 
 def decode(job: tuple[str, int, int]) -> int:
     """Decode one video; convert only frames at multiples of `stride` (stride 0: convert none). Returns frames."""
-    path, stride, downscale = job
+    path, stride, half = job
     keep = (lambda i: i % stride == 0) if stride else (lambda i: False)
-    frames = sum(1 for _ in iter_frames(Path(path), keep=keep, downscale=downscale, threads=False))
+    frames = sum(1 for _ in iter_frames(Path(path), keep=keep, half=half, threads=False))
     return frames
 
 
@@ -37,8 +39,8 @@ def timed(function, *args) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-def decode_floor(paths: list[Path], stride: int, downscale: int, workers: int) -> float:
-    jobs = [(str(p), stride, downscale) for p in paths]
+def decode_floor(paths: list[Path], stride: int, half: bool, workers: int) -> float:
+    jobs = [(str(p), stride, half) for p in paths]
     seconds, _ = timed(lambda: list(run_parallel(decode, jobs, workers, desc=f"decode (stride {stride})")))
     return seconds
 
@@ -58,17 +60,17 @@ def main(argv=None) -> None:
             root = link_dataset(args.data_root, Path(tmp) / f"stride{stride}", args.videos)
             common = ["--root-dir", str(root), "--workers", str(args.workers)]
             results[stride] = timed(detect_original_faces.main, [*common, "--frame-stride", str(stride)])
-        crops_stride = CROP_FRAME_STEP if CROP_FRAME_STEP in results else max(results)
+        crops_stride = CROP_EVERY if CROP_EVERY in results else max(results)
         crops_root = Path(tmp) / f"stride{crops_stride}"
         step2_seconds, step2 = timed(extract_crops.main, ["--root-dir", str(crops_root), "--workers", str(args.workers)])
 
         entries = load_dataset(crops_root).values()
         reals = [e.path for e in entries if not e.is_fake]
         every = [e.path for e in entries]
-        floor_all_reals = decode_floor(reals, 0, 1, args.workers)
-        floor_all_videos = decode_floor(every, 0, 1, args.workers)
-        floor_kept_step1 = decode_floor(reals, crops_stride, 2, args.workers)
-        floor_kept_step2 = decode_floor(every, CROP_FRAME_STEP, 1, args.workers)
+        floor_all_reals = decode_floor(reals, 0, False, args.workers)
+        floor_all_videos = decode_floor(every, 0, False, args.workers)
+        floor_kept_step1 = decode_floor(reals, crops_stride, True, args.workers)
+        floor_kept_step2 = decode_floor(every, CROP_EVERY, False, args.workers)
 
     print(f"\n{len(reals)} real videos, {len(every)} videos in all, {args.workers} workers")
     for stride, (seconds, summary) in sorted(results.items()):

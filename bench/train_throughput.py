@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from training.losses import WeightedLosses  # noqa: E402
 from training.pipelines import train_classifier as trainer  # noqa: E402
-from training.tools.distributed import init_distributed  # noqa: E402
+from core import runtime  # noqa: E402
 from training.tools.optim import create_optimizer, create_scheduler  # noqa: E402
 
 LANDMARKS = np.array([[70, 80], [130, 80], [100, 110], [75, 145], [125, 145]], dtype=np.int16)
@@ -119,8 +119,8 @@ def main() -> None:
         if options.no_pretrained:
             argv.append("--no-pretrained")
         args = trainer.parse_args(argv)
-        trainer.limit_cpu_threads()
-        context = init_distributed(args.device)
+        runtime.share_cpu_threads()
+        context = runtime.init(args.device)
         config = trainer.load_config(args.config, trainer.config_overrides(args))
         batch_size = config["optimizer"]["batch_size"]
         precision = trainer.Precision.choose(context.device, config["fp16"])

@@ -16,7 +16,7 @@ from typing import Sequence
 import cv2
 
 from inference.pipeline import NO_FACE, UNREADABLE, VideoResult
-from preprocessing.common import atomic_write_bytes, atomic_write_image
+from core.atomic import atomic_write_bytes, atomic_write_image
 
 UNSCORED_LABEL = 0.5
 THUMBNAIL_SIDE = 128

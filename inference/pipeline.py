@@ -20,8 +20,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 import kernel_utils as ku
-from preprocessing import faces
-from preprocessing.video import VideoReadError
+from core import faces
+from core.card import RELEASE_CARD, ModelCard
+from core.video import VideoReadError, half_size
 
 UNREADABLE = "unreadable"
 NO_FACE = "no face"
@@ -29,8 +30,7 @@ NO_FACE = "no face"
 
 @dataclass(frozen=True)
 class PredictionConfig:
-    frames_per_video: int = ku.FRAMES_PER_VIDEO
-    size: int = ku.INPUT_SIZE
+    card: ModelCard = RELEASE_CARD  # input size, normalisation, frames, detector, crop rule and aggregation
     device: torch.device = torch.device("cpu")
     detector_device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
@@ -67,10 +67,10 @@ class VideoResult:
 _worker_mtcnn = None
 
 
-def _mtcnn_for_this_process(device: torch.device):
+def _mtcnn_for_this_process(config: PredictionConfig):
     global _worker_mtcnn
     if _worker_mtcnn is None:
-        _worker_mtcnn = faces.make_mtcnn(faces.INFERENCE_THRESHOLDS, device)
+        _worker_mtcnn = faces.make_mtcnn(config.card.detector_thresholds, config.detector_device)
     return _worker_mtcnn
 
 
@@ -89,7 +89,7 @@ def detect_and_crop(prepared: PreparedVideo, mtcnn, config: PredictionConfig) ->
     prepared.half_frames = _as_arrays(prepared.half_frames)
     boxes = ku.detect_faces(mtcnn, prepared.half_frames, config.frames_per_detector_call)
     detected = time.perf_counter()
-    prepared.crops = ku.crop_faces(prepared.frames, boxes, config.size)
+    prepared.crops = ku.crop_faces(prepared.frames, boxes, config.card)
     prepared.seconds["detect"] = detected - started
     prepared.seconds["crop"] = time.perf_counter() - detected
     prepared.frames = prepared.half_frames = None  # no need to ship full frames back
@@ -101,16 +101,16 @@ def prepare_video(path: Path, config: PredictionConfig) -> PreparedVideo:
     prepared = PreparedVideo(path=Path(path))
     started = time.perf_counter()
     try:
-        prepared.frames = ku.read_sampled_frames(path, config.frames_per_video)
+        prepared.frames = ku.read_sampled_frames(path, config.card.frames_per_video)
     except VideoReadError as err:
         prepared.error = str(err)
         return prepared
     decoded = time.perf_counter()
-    prepared.half_frames = [ku.half_size(frame) for frame in prepared.frames.frames]
+    prepared.half_frames = [half_size(frame) for frame in prepared.frames.frames]
     prepared.seconds["decode"] = decoded - started
     prepared.seconds["resize"] = time.perf_counter() - decoded
     if config.detect_in_workers:
-        detect_and_crop(prepared, _mtcnn_for_this_process(config.detector_device), config)
+        detect_and_crop(prepared, _mtcnn_for_this_process(config), config)
     else:
         prepared.frames.frames, prepared.half_frames = _stacked(prepared.frames.frames), _stacked(prepared.half_frames)
     return prepared
@@ -147,8 +147,9 @@ def score_prepared(prepared: PreparedVideo, models: Sequence[torch.nn.Module], c
                  f" sampled frames"
         return VideoResult(name, None, NO_FACE, reason, seconds=prepared.seconds)
     started = time.perf_counter()
-    probabilities = ku.predict_probabilities(models, crops.inputs, config.device, config.dtype, config.batch_size)
-    score = ku.ensemble_score(probabilities)
+    probabilities = ku.predict_probabilities(models, crops.inputs, config.device, config.dtype, config.batch_size,
+                                             config.card)
+    score = ku.ensemble_score(probabilities, config.card)
     prepared.seconds["classify"] = time.perf_counter() - started
     return VideoResult(name, score, crop_keys=crops.keys, crop_scores=probabilities.mean(axis=0),
                        crop_images=crops.inputs if keep_images else None, seconds=prepared.seconds)
@@ -160,7 +161,7 @@ def predict_videos(paths: Sequence[Path], models: Sequence[torch.nn.Module], con
     loader = DataLoader(_VideoDataset(paths, config), batch_size=None, num_workers=config.workers,
                         collate_fn=_as_is, worker_init_fn=_init_worker if config.workers else None,
                         prefetch_factor=2 if config.workers else None)
-    mtcnn = None if config.detect_in_workers else faces.make_mtcnn(faces.INFERENCE_THRESHOLDS,
+    mtcnn = None if config.detect_in_workers else faces.make_mtcnn(config.card.detector_thresholds,
                                                                      config.detector_device)
     for prepared in tqdm(loader, total=len(paths), desc="videos", disable=not progress):
         if prepared.error is None and prepared.crops is None:

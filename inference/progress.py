@@ -4,7 +4,7 @@
     <output>.progress.rank<R>.jsonl   rank R under torchrun (each rank appends only to its own file)
 
 The first line is {"run_key": {...}}: the settings that change the scores (checkpoint names, sizes and
-mtimes, encoder, input size, frames per video, precision, test folder, thumbnail folder). Each further line is
+mtimes, their model cards as used, precision, detector placement, test folder, thumbnail folder). Each further line is
 one VideoResult: {"name", "score", "failure", "reason", "crop_keys", "crop_scores"}, flushed as soon as the
 video is done, so an interruption loses at most the video in flight. The files stay after the final CSVs
 are written: a rerun of a finished run scores nothing and writes the same files.
@@ -18,6 +18,7 @@ from typing import IO
 
 import numpy as np
 
+from core.settings import differences
 from inference.pipeline import VideoResult
 
 
@@ -36,15 +37,15 @@ def progress_files(output: Path) -> list[Path]:
     return sorted(output.parent.glob(f"{output.name}.progress*.jsonl"))
 
 
-def run_key(weights: list[Path], encoder: str, size: int, frames_per_video: int, precision: str, detector: str,
-            test_dir: Path, crops_dir: Path | None) -> dict:
+def run_key(weights: list[Path], cards: list[dict], precision: str, detector: str, test_dir: Path,
+            crops_dir: Path | None) -> dict:
     """The settings a finished video's record depends on, as plain JSON values."""
     models = []
     for path in weights:
         stat = Path(path).stat()
         models.append({"name": Path(path).name, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns})
-    key = {"models": models, "encoder": encoder, "size": size, "frames_per_video": frames_per_video,
-           "precision": precision, "detector": detector, "test_dir": str(Path(test_dir).resolve()),
+    key = {"models": models, "cards": cards, "precision": precision, "detector": detector,
+           "test_dir": str(Path(test_dir).resolve()),
            "thumbnails": str(Path(crops_dir).resolve()) if crops_dir else None}
     return json.loads(json.dumps(key))
 
@@ -72,11 +73,6 @@ def _read_lines(path: Path) -> list[dict]:
         raise ProgressFileError(f"{path}: not a progress file ({err}); delete it or pass --restart") from None
 
 
-def _differences(found: dict, wanted: dict) -> str:
-    return ", ".join(f"{field}: {found.get(field)!r} -> {wanted.get(field)!r}"
-                     for field in sorted(set(found) | set(wanted)) if found.get(field) != wanted.get(field))
-
-
 def load_finished(output: Path, key: dict) -> dict[str, VideoResult]:
     """Finished videos by name from every progress file of `output`; raises ProgressFileError on another key."""
     finished = {}
@@ -86,7 +82,7 @@ def load_finished(output: Path, key: dict) -> dict[str, VideoResult]:
             continue
         found = lines[0].get("run_key") if isinstance(lines[0], dict) else None
         if found != key:
-            detail = _differences(found, key) if isinstance(found, dict) else "no run key"
+            detail = "; ".join(differences(found, key, "file", "now")) if isinstance(found, dict) else "no run key"
             raise ProgressFileError(f"{path} was written by a run with other settings ({detail}); delete it or "
                                    f"pass --restart to score every video again")
         finished.update((record["name"], from_record(record)) for record in lines[1:])

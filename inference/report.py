@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from preprocessing.common import atomic_write_bytes  # noqa: E402
+from core.atomic import atomic_write_bytes  # noqa: E402
 
 
 def save_figure(fig, path: Path) -> None:

@@ -7,6 +7,7 @@ detector on batches of equally sized frames, taken across videos, and writes box
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing as mp
 import os
 from collections import defaultdict
@@ -18,15 +19,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from preprocessing.common import (CROP_FRAME_STEP, RunSummary, VideoEntry, atomic_write_json,
-                                  limit_library_threads)
-from preprocessing.faces import DETECT_THRESHOLDS, detect_batch, make_mtcnn, pick_device
-from preprocessing.layout import boxes_path
-from preprocessing.step import load_entries, make_parser, missing_file_failures, shard_of
-from preprocessing.video import VideoReadError, header_frame_count, iter_frames
+from core.atomic import atomic_write_json
+from core.faces import DETECT_THRESHOLDS, DETECTOR_DOWNSCALE, detect_batch, make_mtcnn
+from core.layout import VideoEntry, boxes_path
+from core.runtime import limit_library_threads, pick_device
+from core.video import VideoReadError, header_frame_count, iter_frames
+from preprocessing.common import RunSummary
+from preprocessing.manifest import ManifestError, check_rerun, write_manifest
+from preprocessing.step import make_parser, missing_file_failures, refused_settings, shard_of, start_step
 
 log = logging.getLogger("preprocessing")
-DOWNSCALE = 2  # the detector sees half-size frames, as the original
+STEP = "detect_original_faces"
+DEFAULT_CROP_EVERY = 10  # the original crops every 10th frame
 
 
 @dataclass
@@ -45,7 +49,7 @@ def decode_for_detection(job: tuple[VideoEntry, int, bool]) -> DecodedVideo:
     """Decode one video, keeping frames whose index is a multiple of the stride, at half size."""
     entry, stride, threads = job
     try:
-        decoded = list(iter_frames(entry.path, keep=lambda i: i % stride == 0, downscale=DOWNSCALE, threads=threads))
+        decoded = list(iter_frames(entry.path, keep=lambda i: i % stride == 0, half=True, threads=threads))
         if not decoded:
             raise VideoReadError(f"{entry.path}: frames decode, but none at a multiple of --frame-stride {stride}")
         expected = -(-header_frame_count(entry.path) // stride)  # kept frames the header promises (0 if unknown)
@@ -58,7 +62,8 @@ def decode_for_detection(job: tuple[VideoEntry, int, bool]) -> DecodedVideo:
         return DecodedVideo(entry.video_id, entry.name, error=f"{entry.path}: {type(err).__name__}: {err}")
 
 
-def decoded_videos(entries: list[VideoEntry], stride: int, workers: int) -> Iterator[DecodedVideo]:
+def decoded_videos(entries: list[VideoEntry], stride: int, workers: int,
+                   crop_every: int = DEFAULT_CROP_EVERY) -> Iterator[DecodedVideo]:
     """Decoded videos in completion order.
 
     Decoding runs ahead of detection by a bounded number of videos, which bounds memory when the detector is
@@ -73,7 +78,7 @@ def decoded_videos(entries: list[VideoEntry], stride: int, workers: int) -> Iter
     context = mp.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=limit_library_threads) as pool:
         in_flight = set()
-        max_in_flight = max(2, min(2 * workers, 2 * workers * stride // CROP_FRAME_STEP))
+        max_in_flight = max(2, min(2 * workers, 2 * workers * stride // crop_every))
         while True:
             while len(in_flight) < max_in_flight:
                 entry = next(pending_entries, None)
@@ -139,23 +144,45 @@ def boxes_json(indices: list[int], boxes: list) -> dict[str, list | None]:
 def parse_args(argv):
     parser = make_parser(__doc__.splitlines()[0])
     parser.add_argument("--frame-stride", type=int, default=10,
-                        help="detect on every N-th frame (default 10: the frames extract_crops uses; 1 = every frame)")
-    parser.add_argument("--batch-size", type=int, default=32, help="frames per detector call (default 32)")
+                        help="detect on every N-th frame (10: only the frames extract_crops uses; 1 = every frame, "
+                             "as the original). Must divide --crop-every")
+    parser.add_argument("--crop-every", type=int, default=DEFAULT_CROP_EVERY,
+                        help="extract_crops crops every N-th frame (the original: 10); recorded for the later steps")
+    parser.add_argument("--batch-size", type=int, default=32, help="frames per detector call")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     args = parser.parse_args(argv)
-    if args.frame_stride < 1 or args.batch_size < 1:
-        parser.error("--frame-stride and --batch-size must be at least 1")
+    if args.frame_stride < 1 or args.batch_size < 1 or args.crop_every < 1:
+        parser.error("--frame-stride, --crop-every and --batch-size must be at least 1")
     return args
+
+
+def detection_settings(frame_stride: int, crop_every: int) -> dict:
+    """What the boxes depend on, as recorded in the manifest; ManifestError for a stride that misses crop frames."""
+    if crop_every % frame_stride:
+        multiple = math.lcm(frame_stride, crop_every)
+        raise ManifestError(
+            f"--frame-stride {frame_stride} does not divide --crop-every {crop_every}: only multiples of frame "
+            f"{multiple} would have both boxes and a crop, so extract_crops would silently make "
+            f"1/{multiple // crop_every} of the crops. Use a stride that divides {crop_every} "
+            f"({', '.join(str(d) for d in range(1, crop_every + 1) if crop_every % d == 0)}), or crop the detected "
+            f"frames with --crop-every {frame_stride} (or a multiple of it).")
+    return {"frame_stride": frame_stride, "crop_every": crop_every, "detector_thresholds": list(DETECT_THRESHOLDS),
+            "detector_downscale": DETECTOR_DOWNSCALE, "half_size": "PIL bicubic"}
 
 
 def main(argv: Iterable[str] | None = None) -> RunSummary:
     args = parse_args(argv)
-    entries = load_entries(args)
-    summary = RunSummary("detect_original_faces")
+    entries, summary = start_step(args, STEP)
+    with refused_settings():
+        settings = detection_settings(args.frame_stride, args.crop_every)
+        check_rerun(args.root_dir, STEP, settings, outputs=f"boxes in {args.root_dir / 'boxes'}",
+                    how_to_keep="Rerun with the recorded values")
     videos = missing_file_failures([e for e in shard_of(entries, args) if not e.is_fake], summary)
     todo = [e for e in videos if not boxes_path(args.root_dir, e.video_id).is_file()]
     summary.skipped = len(videos) - len(todo)
+    finished = [e.video_id for e in videos if e not in todo]
     if not todo:
+        write_manifest(args.root_dir, STEP, settings, finished, args.num_shards, args.shard_index)
         summary.report()
         return summary
 
@@ -169,10 +196,11 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
         boxes = batcher.result(video)
         summary.frames_without_face += sum(frame_boxes is None for frame_boxes in boxes)
         atomic_write_json(boxes_path(args.root_dir, video.video_id), boxes_json(video.indices, boxes))
+        finished.append(video.video_id)
         summary.done += 1
 
     with tqdm(total=len(todo), desc="detect faces (videos)") as progress:
-        for video in decoded_videos(todo, args.frame_stride, args.workers):
+        for video in decoded_videos(todo, args.frame_stride, args.workers, args.crop_every):
             if video.error:
                 summary.fail(video.name, video.error)
                 progress.update()
@@ -181,12 +209,13 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
                 summary.notes["kept frames that failed to decode"] += video.undecodable_kept_frames
                 log.warning("%s: %d kept frames failed to decode; their keys are absent",
                             video.name, video.undecodable_kept_frames)
-            for finished in batcher.add(video):
-                write(finished)
+            for complete in batcher.add(video):
+                write(complete)
                 progress.update()
-        for finished in batcher.flush():
-            write(finished)
+        for complete in batcher.flush():
+            write(complete)
             progress.update()
+    write_manifest(args.root_dir, STEP, settings, finished, args.num_shards, args.shard_index)
     summary.report()
     return summary
 

@@ -1,4 +1,4 @@
-"""Step 2: face crops of every video, every 10th frame, cut with its ORIGINAL's boxes.
+"""Step 2: face crops of every video, every --crop-every-th frame (from step 1's manifest), cut with its ORIGINAL's boxes.
 
 A fake is cropped where its original's faces are, which keeps real and fake crops pixel-aligned; this only
 holds when the fake has the original's frame count and resolution, so fakes that differ are reported and
@@ -10,13 +10,16 @@ from typing import Iterable
 
 import cv2
 
-from preprocessing.common import (CROP_FRAME_STEP, RunSummary, VideoEntry, atomic_write_image, is_done,
-                                  write_done_marker)
-from preprocessing.faces import crop_face, scale_box
-from preprocessing.layout import boxes_path, crop_name, crops_folder, load_boxes
-from preprocessing.step import (load_entries, make_parser, missing_file_failures, run_video_jobs, shard_of,
-                                video_job)
-from preprocessing.video import header_geometry, iter_frames
+from core.atomic import atomic_write_image
+from core.faces import CROP_PAD_DIVISOR, crop_face, scale_box
+from core.layout import VideoEntry, boxes_path, crop_name, crops_folder, load_boxes
+from core.video import header_geometry, iter_frames
+from preprocessing.common import RunSummary, is_done, write_done_marker
+from preprocessing.manifest import check_rerun, require
+from preprocessing.step import (make_parser, missing_file_failures, record_finished, refused_settings, run_video_jobs,
+                                shard_of, start_step, video_job)
+
+STEP = "extract_crops"
 
 MISALIGNED = "misaligned with original"
 NO_ORIGINAL_BOXES = "original has no boxes file"
@@ -35,8 +38,8 @@ def misalignment(fake: VideoEntry, original_path) -> str | None:
 
 def crop_video(job: tuple) -> RunSummary:
     """Crops of one video into its folder; everything that goes wrong is in the returned summary."""
-    root, entry, original_path = job
-    summary = RunSummary("extract_crops")
+    root, entry, original_path, crop_every = job
+    summary = RunSummary(STEP)
     with video_job(summary, entry.name):
         if entry.is_fake:
             problem = misalignment(entry, original_path)
@@ -47,7 +50,7 @@ def crop_video(job: tuple) -> RunSummary:
         boxes = load_boxes(boxes_path(root, entry.original_id))
         out = crops_folder(root, entry.video_id)
         out.mkdir(parents=True, exist_ok=True)
-        wanted = {index for index, frame_boxes in boxes.items() if index % CROP_FRAME_STEP == 0}
+        wanted = {index for index in boxes if index % crop_every == 0}
         summary.frames_without_face += sum(boxes[index] is None for index in wanted)
         with_face = {index for index in wanted if boxes[index]}
         for index, frame in iter_frames(entry.path, keep=with_face.__contains__):
@@ -64,8 +67,12 @@ def crop_video(job: tuple) -> RunSummary:
 
 def main(argv: Iterable[str] | None = None) -> RunSummary:
     args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    entries = load_entries(args)
-    summary = RunSummary("extract_crops")
+    entries, summary = start_step(args, STEP)
+    with refused_settings():
+        boxes = require(args.root_dir, "detect_original_faces", STEP)
+        settings = crop_settings(boxes)
+        check_rerun(args.root_dir, STEP, settings, outputs=f"crops in {args.root_dir / 'crops'}",
+                    how_to_keep="Rerun detect_original_faces with the settings the crops were made with")
     videos = missing_file_failures(shard_of(entries, args), summary)
     jobs = []
     for entry in videos:
@@ -81,8 +88,15 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
         if original is None:
             summary.fail(entry.name, f"its original {entry.original} is not listed in any metadata.json")
             continue
-        jobs.append((args.root_dir, entry, original.path))
-    return run_video_jobs(summary, crop_video, jobs, args.workers, desc="extract crops (videos)")
+        jobs.append((args.root_dir, entry, original.path, settings["crop_every"]))
+    run_video_jobs(summary, crop_video, jobs, args.workers, desc="extract crops (videos)")
+    record_finished(args, STEP, settings, [entry.video_id for entry in videos], crops_folder)
+    return summary
+
+
+def crop_settings(boxes_settings: dict) -> dict:
+    """What the crops depend on: the frames step 1 promised (its crop_every), the margin and the boxes."""
+    return {"crop_every": boxes_settings["crop_every"], "crop_pad_divisor": CROP_PAD_DIVISOR, "boxes": boxes_settings}
 
 
 if __name__ == "__main__":

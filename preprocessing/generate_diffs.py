@@ -11,9 +11,14 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from preprocessing.common import RunSummary, atomic_write_image, is_done, write_done_marker
-from preprocessing.layout import crops_folder, diff_path, diffs_folder, list_crops
-from preprocessing.step import load_entries, make_parser, run_video_jobs, shard_of, video_job
+from core.atomic import atomic_write_image
+from preprocessing.common import RunSummary, is_done, write_done_marker
+from core.layout import crops_folder, diff_path, diffs_folder, list_crops
+from preprocessing.manifest import check_rerun, require
+from preprocessing.step import (make_parser, record_finished, refused_settings, run_video_jobs, shard_of, start_step,
+                                video_job)
+
+STEP = "generate_diffs"
 
 
 def ssim_difference(fake_bgr: np.ndarray, original_bgr: np.ndarray) -> np.ndarray:
@@ -25,7 +30,7 @@ def ssim_difference(fake_bgr: np.ndarray, original_bgr: np.ndarray) -> np.ndarra
 
 def diffs_of_fake(job: tuple) -> RunSummary:
     root, fake_id, original_id = job
-    summary = RunSummary("generate_diffs")
+    summary = RunSummary(STEP)
     with video_job(summary, fake_id):
         fake_dir, original_dir = crops_folder(root, fake_id), crops_folder(root, original_id)
         out = diffs_folder(root, fake_id)
@@ -52,10 +57,14 @@ def diffs_of_fake(job: tuple) -> RunSummary:
 
 def main(argv: Iterable[str] | None = None) -> RunSummary:
     args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    entries = load_entries(args)
-    summary = RunSummary("generate_diffs")
+    entries, summary = start_step(args, STEP)
+    with refused_settings():
+        settings = {"difference": "255 * clip(1 - SSIM, 0, 1), grey", "crops": require(args.root_dir, "extract_crops", STEP)}
+        check_rerun(args.root_dir, STEP, settings, outputs=f"diffs in {args.root_dir / 'diffs'}",
+                    how_to_keep="Make the crops with the settings the diffs were made from")
+    fakes = [e for e in shard_of(entries, args) if e.is_fake]
     jobs = []
-    for fake in (e for e in shard_of(entries, args) if e.is_fake):
+    for fake in fakes:
         if is_done(diffs_folder(args.root_dir, fake.video_id)):
             summary.skipped += 1
             continue
@@ -65,7 +74,9 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
             summary.fail(fake.name, f"no finished crops folder for {', '.join(missing)}")
             continue
         jobs.append((args.root_dir, fake.video_id, fake.original_id))
-    return run_video_jobs(summary, diffs_of_fake, jobs, args.workers, desc="SSIM diffs (fakes)")
+    run_video_jobs(summary, diffs_of_fake, jobs, args.workers, desc="SSIM diffs (fakes)")
+    record_finished(args, STEP, settings, [fake.video_id for fake in fakes], diffs_folder)
+    return summary
 
 
 if __name__ == "__main__":

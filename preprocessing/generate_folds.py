@@ -14,11 +14,15 @@ import random
 from pathlib import Path
 from typing import Iterable
 
-from preprocessing.common import RunSummary, VideoEntry, atomic_write_bytes, is_done
-from preprocessing.layout import FOLDS_COLUMNS, FOLDS_FILE, crops_folder, list_crops, parse_crop_name
-from preprocessing.step import load_entries, make_parser
+from core.atomic import atomic_write_bytes
+from core.layout import VideoEntry
+from preprocessing.common import RunSummary, is_done
+from core.layout import FOLDS_COLUMNS, FOLDS_FILE, crops_folder, list_crops, parse_crop_name
+from preprocessing.manifest import require, write_manifest
+from preprocessing.step import make_parser, refused_settings, start_step
 
 log = logging.getLogger("preprocessing")
+STEP = "generate_folds"
 DFDC_PARTS = 50
 
 
@@ -27,26 +31,31 @@ def fold_of_part(part: int, n_splits: int) -> int:
     return min(part // size, n_splits - 1)
 
 
-def video_folds(entries: dict[str, VideoEntry], n_splits: int) -> dict[str, int]:
-    """Fold of every video; ValueError naming the video when a fake's original is unknown or in another fold."""
+def video_folds(entries: dict[str, VideoEntry], n_splits: int, summary: RunSummary) -> dict[str, int]:
+    """Fold of every video. A fake whose original is unknown, or in another fold, is named in the summary and
+    left out (its rows would have no fold, or leak the original's identity across folds)."""
     folds = {video_id: fold_of_part(entry.part, n_splits) for video_id, entry in entries.items()}
     for entry in entries.values():
         if not entry.is_fake:
             continue
-        if entry.original_id not in folds:
-            raise ValueError(f"fake {entry.name} (part {entry.part}): its original {entry.original} is not listed "
-                             f"in any dfdc_train_part_N/metadata.json, so it has no part and no fold")
-        if folds[entry.original_id] != folds[entry.video_id]:
+        if entry.original_id not in entries:
+            summary.notes["fakes whose original is not listed (left out)"] += 1
+            summary.fail(entry.name, f"part {entry.part}: its original {entry.original} is not listed in any "
+                                     f"dfdc_train_part_N/metadata.json, so it has no fold; left out of folds.csv")
+            del folds[entry.video_id]
+        elif folds[entry.original_id] != folds[entry.video_id]:
             original = entries[entry.original_id]
-            raise ValueError(f"fake {entry.name} is in part {entry.part} (fold {folds[entry.video_id]}) but its "
-                             f"original {original.name} is in part {original.part} (fold {folds[original.video_id]}):"
-                             f" the original would leak between folds")
+            summary.notes["fakes in another fold than their original (left out)"] += 1
+            summary.fail(entry.name, f"part {entry.part} (fold {folds[entry.video_id]}) but its original "
+                                     f"{original.name} is in part {original.part} (fold {folds[original.video_id]}): "
+                                     f"the identity would leak between folds; left out of folds.csv")
+            del folds[entry.video_id]
     return folds
 
 
 def fold_rows(root: Path, entries: dict[str, VideoEntry], folds: dict[str, int], summary: RunSummary) -> list[tuple]:
     rows = []
-    for video_id in sorted(entries):
+    for video_id in sorted(folds):
         entry = entries[video_id]
         folder = crops_folder(root, video_id)
         if not is_done(folder):
@@ -76,15 +85,13 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
     args = parser.parse_args(argv)
     if not 1 <= args.n_splits <= DFDC_PARTS:
         parser.error(f"--n-splits must be between 1 and {DFDC_PARTS}")
-    entries = load_entries(args)
+    entries, summary = start_step(args, STEP)
+    with refused_settings():
+        crops = require(args.root_dir, "extract_crops", STEP)
     if args.num_shards > 1:
         log.info("generate_folds covers all videos; --num-shards/--shard-index are ignored")
     out = args.out or args.root_dir / FOLDS_FILE
-    summary = RunSummary("generate_folds")
-    try:
-        folds = video_folds(entries, args.n_splits)
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from err
+    folds = video_folds(entries, args.n_splits, summary)
     rows = fold_rows(args.root_dir, entries, folds, summary)
     random.Random(args.seed).shuffle(rows)
     content = csv_bytes(rows)
@@ -94,6 +101,8 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
     else:
         atomic_write_bytes(out, content)
         summary.notes[f"rows written to {out}"] = len(rows)
+    write_manifest(args.root_dir, STEP, {"n_splits": args.n_splits, "seed": args.seed, "out": str(out), "crops": crops},
+                   {row[0] for row in rows}, merge=False)
     summary.report()
     return summary
 

@@ -13,10 +13,16 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from preprocessing.common import RunSummary, atomic_write_npy, is_done, write_done_marker
-from preprocessing.faces import LANDMARK_THRESHOLDS, detect_batch, make_mtcnn, pick_device
-from preprocessing.layout import crops_folder, landmarks_folder, landmarks_path, list_crops
-from preprocessing.step import load_entries, make_parser, run_video_jobs, shard_of, video_job
+from core.atomic import atomic_write_npy
+from preprocessing.common import RunSummary, is_done, write_done_marker
+from core.faces import LANDMARK_THRESHOLDS, detect_batch, make_mtcnn
+from core.layout import crops_folder, landmarks_folder, landmarks_path, list_crops
+from core.runtime import pick_device
+from preprocessing.manifest import check_rerun, require
+from preprocessing.step import (make_parser, record_finished, refused_settings, run_video_jobs, shard_of, start_step,
+                                video_job)
+
+STEP = "generate_landmarks"
 
 
 @lru_cache(maxsize=None)
@@ -39,7 +45,7 @@ def read_crops(folder, names: list[str], summary: RunSummary) -> dict[tuple, lis
 
 def landmarks_of_video(job: tuple) -> RunSummary:
     root, video_id, device = job
-    summary = RunSummary("generate_landmarks")
+    summary = RunSummary(STEP)
     with video_job(summary, video_id):
         source, out = crops_folder(root, video_id), landmarks_folder(root, video_id)
         out.mkdir(parents=True, exist_ok=True)
@@ -62,10 +68,14 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
     parser.add_argument("--device", default="cpu",
                         help="cpu (default: crops are small, worker processes each run their own detector) or cuda")
     args = parser.parse_args(argv)
-    entries = load_entries(args)
-    summary = RunSummary("generate_landmarks")
+    entries, summary = start_step(args, STEP)
+    with refused_settings():
+        settings = {"detector_thresholds": list(LANDMARK_THRESHOLDS), "crops": require(args.root_dir, "extract_crops", STEP)}
+        check_rerun(args.root_dir, STEP, settings, outputs=f"landmarks in {args.root_dir / 'landmarks'}",
+                    how_to_keep="Make the crops with the settings the landmarks were made from")
+    reals = [e for e in shard_of(entries, args) if not e.is_fake]
     jobs = []
-    for entry in (e for e in shard_of(entries, args) if not e.is_fake):
+    for entry in reals:
         if is_done(landmarks_folder(args.root_dir, entry.video_id)):
             summary.skipped += 1
         elif not is_done(crops_folder(args.root_dir, entry.video_id)):
@@ -74,7 +84,9 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
         else:
             jobs.append((args.root_dir, entry.video_id, args.device))
     workers = 1 if args.device.startswith("cuda") else args.workers
-    return run_video_jobs(summary, landmarks_of_video, jobs, workers, desc="landmarks (videos)")
+    run_video_jobs(summary, landmarks_of_video, jobs, workers, desc="landmarks (videos)")
+    record_finished(args, STEP, settings, [entry.video_id for entry in reals], landmarks_folder)
+    return summary
 
 
 if __name__ == "__main__":

@@ -6,11 +6,11 @@ TARGET_ROOT/dfdc_train_part_N/ with a link per video and a metadata.json limited
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Iterable
 
-from preprocessing.common import atomic_write_json, part_dirs
+from core.atomic import atomic_write_json
+from core.layout import METADATA_FILE, part_dirs, read_metadata
 
 
 def link_dataset(source: Path, target: Path, videos: Iterable[str] | None = None) -> Path:
@@ -18,7 +18,7 @@ def link_dataset(source: Path, target: Path, videos: Iterable[str] | None = None
     wanted = set(videos) if videos is not None else None
     target = Path(target)
     for _part, folder in part_dirs(Path(source)):
-        metadata = json.loads((folder / "metadata.json").read_text())
+        metadata = read_metadata(folder / METADATA_FILE)
         chosen = {name: info for name, info in metadata.items() if wanted is None or name in wanted}
         if not chosen:
             continue
@@ -28,7 +28,7 @@ def link_dataset(source: Path, target: Path, videos: Iterable[str] | None = None
             link = out / name
             if not link.is_symlink():
                 link.symlink_to((folder / name).resolve())
-        atomic_write_json(out / "metadata.json", chosen)
+        atomic_write_json(out / METADATA_FILE, chosen)
     return target
 
 

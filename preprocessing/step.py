@@ -6,9 +6,11 @@ import logging
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
-from preprocessing.common import (RunSummary, VideoEntry, add_common_args, load_dataset, run_parallel, setup_logging,
-                                  take_shard)
-from preprocessing.video import VideoReadError
+from core.layout import VideoEntry, load_dataset, unlisted_videos
+from core.runtime import run_parallel
+from core.video import VideoReadError
+from preprocessing.common import RunSummary, add_common_args, is_done, setup_logging, take_shard
+from preprocessing.manifest import ManifestError, write_manifest
 
 log = logging.getLogger("preprocessing")
 
@@ -25,6 +27,29 @@ def load_entries(args: argparse.Namespace) -> dict[str, VideoEntry]:
     try:
         return load_dataset(args.root_dir)
     except (ValueError, OSError) as err:
+        raise SystemExit(f"error: {err}") from err
+
+
+UNLISTED = "on disk but not in metadata.json"
+
+
+def start_step(args: argparse.Namespace, step: str) -> tuple[dict[str, VideoEntry], RunSummary]:
+    """The dataset's entries and the step's summary, which already names every video file that no
+    metadata.json lists (those get no output from any step)."""
+    entries = load_entries(args)
+    summary = RunSummary(step)
+    for path in unlisted_videos(args.root_dir, entries):
+        summary.notes[UNLISTED] += 1
+        summary.fail(str(path), f"{UNLISTED} {path.parent / 'metadata.json'}: skipped; add an entry to process it")
+    return entries, summary
+
+
+@contextmanager
+def refused_settings() -> Iterator[None]:
+    """A ManifestError (settings that do not fit what is on disk) ends the step before any work, with its message."""
+    try:
+        yield
+    except ManifestError as err:
         raise SystemExit(f"error: {err}") from err
 
 
@@ -75,3 +100,9 @@ def video_job(summary: RunSummary, name: str) -> Iterator[None]:
         summary.fail(name, str(err))
     except Exception as err:  # one bad video must not stop the others
         summary.fail(name, f"{type(err).__name__}: {err}")
+
+
+def record_finished(args: argparse.Namespace, step: str, settings: dict, video_ids, output_folder) -> None:
+    """Write the step's manifest: its settings and the videos whose output folder is complete."""
+    done = [video_id for video_id in video_ids if is_done(output_folder(args.root_dir, video_id))]
+    write_manifest(args.root_dir, step, settings, done, args.num_shards, args.shard_index)

@@ -31,7 +31,7 @@ def run_script(*args: str, env: dict | None = None, check: bool = True, timeout:
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory) -> Path:
     """A freshly generated tiny demo dataset (raw videos + metadata only). Do not write into it."""
-    from preprocessing.make_demo_dataset import make_demo_dataset
+    from demo.make_demo_dataset import make_demo_dataset
 
     return make_demo_dataset(tmp_path_factory.mktemp("demo_raw"), **TINY_DEMO)
 
@@ -39,7 +39,7 @@ def demo_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def preprocessed_demo(tmp_path_factory) -> Path:
     """The tiny demo dataset after `preprocess_data.sh`: boxes, crops, landmarks, diffs and folds.csv."""
-    from preprocessing.make_demo_dataset import make_demo_dataset
+    from demo.make_demo_dataset import make_demo_dataset
 
     root = make_demo_dataset(tmp_path_factory.mktemp("demo_preprocessed"), **TINY_DEMO)
     run_script("bash", "preprocess_data.sh", root, "--workers", "2")

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from preprocessing.make_demo_dataset import BOXES_NAME, MANIFEST_NAME, OUTPUT_SIZES, make_demo_dataset
+from demo.make_demo_dataset import BOXES_NAME, MANIFEST_NAME, OUTPUT_SIZES, make_demo_dataset
 
 SETTINGS = dict(seed=0, parts=(0, 3), reals_per_part=2, frames=20)
 
@@ -109,7 +109,7 @@ def test_boxes_match_mtcnn_on_half_resolution(demo):
     """The transformed source boxes are where a detector finds the face, as the pipeline runs it."""
     import cv2
 
-    from preprocessing.faces import DETECT_THRESHOLDS, detect_batch, make_mtcnn
+    from core.faces import DETECT_THRESHOLDS, detect_batch, make_mtcnn
 
     mtcnn = make_mtcnn(DETECT_THRESHOLDS)
     boxes = read_json(demo / BOXES_NAME)

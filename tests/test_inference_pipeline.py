@@ -7,9 +7,11 @@ import torch
 
 import kernel_utils as ku
 from inference.pipeline import NO_FACE, UNREADABLE, PredictionConfig, predict_videos
-from preprocessing import faces
+from core import faces
+from core.card import ModelCard
+from core.video import half_size
 from test_inference_helpers import corrupt_file, face_frames, gradient_frames, write_video
-from training.zoo.classifiers import DeepFakeClassifier
+from core.models import DeepFakeClassifier
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +19,10 @@ def videos(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     return [write_video(root / "a_face.mp4", face_frames(9)), corrupt_file(root / "b_corrupt.mp4"),
             write_video(root / "c_gradient.mp4", gradient_frames(6)), write_video(root / "d_face.mp4", face_frames(5))]
+
+
+def card(size: int, frames_per_video: int) -> ModelCard:
+    return ModelCard(encoder="efficientnet_lite0", input_size=size, frames_per_video=frames_per_video)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +37,8 @@ def sequential_scores(paths, model, size, frames_per_video):
     scores = {}
     for path in paths:
         sampled = ku.read_sampled_frames(path, frames_per_video)
-        boxes = [faces.detect_batch(mtcnn, [ku.half_size(frame)])[0] for frame in sampled.frames]
-        crops = ku.crop_faces(sampled, boxes, size)
+        boxes = [faces.detect_batch(mtcnn, [half_size(frame)])[0] for frame in sampled.frames]
+        crops = ku.crop_faces(sampled, boxes, card(size, frames_per_video))
         probabilities = ku.predict_probabilities([model], crops.inputs, torch.device("cpu"), torch.float32, 64)
         scores[path.name] = ku.ensemble_score(probabilities)
     return scores
@@ -40,7 +46,7 @@ def sequential_scores(paths, model, size, frames_per_video):
 
 @pytest.mark.parametrize("detect_in_workers", [True, False])
 def test_pipeline_matches_sequential(videos, model, detect_in_workers):
-    config = PredictionConfig(frames_per_video=5, size=96, workers=2, detect_in_workers=detect_in_workers)
+    config = PredictionConfig(card=card(96, 5), workers=2, detect_in_workers=detect_in_workers)
     results = list(predict_videos(videos, [model], config, progress=False))
     assert [r.name for r in results] == [p.name for p in videos]
     by_name = {r.name: r for r in results}

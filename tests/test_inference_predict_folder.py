@@ -10,7 +10,7 @@ import torch
 from conftest import run_script
 from test_inference_helpers import (corrupt_file, face_frames, gradient_frames, save_release_checkpoint,
                                     write_truncated_video, write_video)
-from training.zoo.classifiers import DeepFakeClassifier
+from core.models import DeepFakeClassifier
 
 SMALL = ["--encoder", "efficientnet_lite0", "--size", "128", "--frames-per-video", "6", "--batch-size", "4"]
 

@@ -9,7 +9,7 @@ import torch
 
 from conftest import run_script
 from test_inference_helpers import corrupt_file, face_frames, gradient_frames, save_release_checkpoint, write_video
-from training.zoo.classifiers import DeepFakeClassifier
+from core.models import DeepFakeClassifier
 
 SMALL = ["--encoder", "efficientnet_lite0", "--size", "128", "--frames-per-video", "4", "--batch-size", "4",
          "--workers", "0", "--device", "cpu"]
@@ -79,7 +79,7 @@ def test_other_settings_are_refused_until_restart(first_run, tmp_path):
     refused = predict(root, changed, "--size", "96", check=False)
     assert refused.returncode == 2
     assert str(progress_of(changed)) in refused.stderr
-    assert "size: 128 -> 96" in refused.stderr and "--restart" in refused.stderr
+    assert "cards.0.input_size: file 128, now 96" in refused.stderr and "--restart" in refused.stderr
     assert not changed.exists()
 
     restarted = predict(root, changed, "--size", "96", "--restart")

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 import kernel_utils as ku
-from inference.checkpoints import CheckpointError, load_classifier, read_state_dict
-from preprocessing.video import VideoReadError
+from core.card import ModelCard
+from core.checkpoints import CheckpointError, load_classifier, read_checkpoint, state_dict_of
+from core.video import VideoReadError, half_size
 from test_inference_helpers import (corrupt_file, face_frames, gradient_frames, save_release_checkpoint, write_truncated_video,
                                     write_video)
-from training.zoo.classifiers import DeepFakeClassifier
+from core.models import DeepFakeClassifier
 
 SMALL_ENCODER = "efficientnet_lite0"
 
@@ -87,12 +88,12 @@ def test_corrupt_video_raises_naming_the_file(tmp_path):
 
 
 def test_faces_are_cropped_from_full_resolution(tmp_path):
-    from preprocessing import faces
+    from core import faces
 
     sampled = ku.read_sampled_frames(write_video(tmp_path / "face.mp4", face_frames(4)), 4)
     mtcnn = faces.make_mtcnn(faces.INFERENCE_THRESHOLDS)
-    boxes = ku.detect_faces(mtcnn, [ku.half_size(f) for f in sampled.frames], frames_per_call=1)
-    crops = ku.crop_faces(sampled, boxes, 96)
+    boxes = ku.detect_faces(mtcnn, [half_size(f) for f in sampled.frames], frames_per_call=1)
+    crops = ku.crop_faces(sampled, boxes, ModelCard(encoder=SMALL_ENCODER, input_size=96))
     assert crops.inputs.shape == (4, 96, 96, 3) and crops.keys == [(i, 0) for i in range(4)]
     x1, y1, x2, y2 = faces.scale_box(boxes[0][0])
     assert 40 + 100 < (x1 + x2) / 2 < 40 + 200  # the astronaut's face, in full-res pixels (pasted at x=40)
@@ -113,7 +114,7 @@ def test_release_checkpoint_loads_strictly_with_same_logits(tmp_path, small_mode
         assert "numpy.core.multiarray.scalar" in torch.serialization.get_unsafe_globals_in_checkpoint(path)
     with pytest.raises(pickle.UnpicklingError):  # what torch >= 2.6 does without our allow-list
         torch.load(path, map_location="cpu", weights_only=True)
-    loaded = load_classifier(path, SMALL_ENCODER)
+    loaded = load_classifier(path, overrides={"encoder": SMALL_ENCODER}).model
     x = torch.randn(2, 3, 96, 96)
     with torch.inference_mode():
         assert torch.equal(loaded(x), small_model(x))
@@ -124,7 +125,7 @@ def test_trainer_checkpoint_with_optimizer_loads(tmp_path, small_model):
     path = tmp_path / "ours.pt"
     torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in small_model.state_dict().items()},
                 "optimizer": optimizer.state_dict(), "bce_best": np.float64(0.3)}, path)
-    assert set(read_state_dict(path)) == set(small_model.state_dict())
+    assert set(state_dict_of(read_checkpoint(path), path)) == set(small_model.state_dict())
 
 
 def test_mismatched_checkpoint_names_the_keys(tmp_path, small_model):
@@ -135,7 +136,7 @@ def test_mismatched_checkpoint_names_the_keys(tmp_path, small_model):
     path = tmp_path / "bad"
     torch.save({"state_dict": state}, path)
     with pytest.raises(CheckpointError) as info:
-        load_classifier(path, SMALL_ENCODER)
+        load_classifier(path, overrides={"encoder": SMALL_ENCODER})
     message = str(info.value)
     assert "bad" in message and "missing: fc.bias" in message and "unexpected: extra.weight" in message
     assert "fc.weight (1, 7) vs model (1, 1280)" in message
@@ -145,12 +146,12 @@ def test_unsafe_checkpoint_needs_trust(tmp_path, small_model):
     path = tmp_path / "odd"
     torch.save({"state_dict": small_model.state_dict(), "data_root": PurePosixPath("/data")}, path)  # not allow-listed
     with pytest.raises(CheckpointError, match="--trusted-checkpoints"):
-        read_state_dict(path)
-    assert set(read_state_dict(path, trusted=True)) == set(small_model.state_dict())
+        read_checkpoint(path)
+    assert set(state_dict_of(read_checkpoint(path, trusted=True), path)) == set(small_model.state_dict())
 
 
 def test_checkpoint_check_command(tmp_path, small_model, capsys):
-    from inference.checkpoints import main
+    from core.checkpoints import main
 
     good = save_release_checkpoint(small_model, tmp_path / "good")
     (tmp_path / "truncated").write_bytes(good.read_bytes()[:1000])
@@ -171,22 +172,28 @@ def test_submission_script_asks_for_the_download(tmp_path):
 
 # ---------------------------------------------------------------- devices
 
-@pytest.mark.parametrize("name, world, local_rank, expected", [
-    ("cuda", 1, None, "cuda:0"),  # the default `--device auto` on a GPU machine
-    ("cuda", 4, "2", "cuda:2"),  # torchrun: each rank its own GPU
-    ("cuda:1", 4, "2", "cuda:1"),  # an explicit index is kept
-    ("cpu", 4, "2", "cpu"),
+@pytest.mark.parametrize("name, local_rank, expected", [
+    ("cpu", 2, "cpu"),
+    ("auto", 0, "cpu"),  # no CUDA on this machine
 ])
-def test_cuda_device_gets_an_index_set_device_accepts(monkeypatch, name, world, local_rank, expected):
-    from torch.cuda._utils import _get_device_index
+def test_device_choice(name, local_rank, expected):
+    from core.runtime import pick_device
 
-    from inference.runtime import with_cuda_index
+    assert pick_device(name, local_rank) == torch.device(expected)
 
-    if local_rank is None:
-        monkeypatch.delenv("LOCAL_RANK", raising=False)
-    else:
-        monkeypatch.setenv("LOCAL_RANK", local_rank)
-    device = with_cuda_index(torch.device(name), world)
-    assert device == torch.device(expected)
-    if device.type == "cuda":
-        _get_device_index(device)  # what torch.cuda.set_device runs first; raises for a bare "cuda"
+
+@pytest.mark.parametrize("name", ["gpu", "tpu:0", "cuda:x"])
+def test_unknown_device_is_refused(name):
+    from core.runtime import pick_device
+
+    with pytest.raises(ValueError, match="--device must be"):
+        pick_device(name)
+
+
+def test_cuda_without_cuda_is_refused():
+    from core.runtime import pick_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        pick_device("cuda")

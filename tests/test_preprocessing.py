@@ -16,10 +16,10 @@ from skimage.data import astronaut
 from conftest import FFPP_ROOT, run_script
 from preprocessing import (detect_original_faces, extract_crops, generate_diffs, generate_folds,
                            generate_landmarks)
-from preprocessing.common import load_dataset
-from preprocessing.faces import scale_box
+from core.layout import load_dataset
+from core.faces import scale_box
 from preprocessing.generate_diffs import ssim_difference
-from preprocessing.layout import list_crops, load_boxes
+from core.layout import list_crops, load_boxes
 from preprocessing.link_dataset import link_dataset
 
 STEPS = (detect_original_faces, extract_crops, generate_landmarks, generate_diffs)
@@ -156,11 +156,15 @@ def test_folds_seed_and_n_splits(preprocessed_demo, tmp_path):
     assert {r["fold"] for r in read_folds(tmp_path / "d.csv")} == {"0", "1"}  # parts 0 and 3
 
 
-def test_folds_name_a_fake_whose_original_is_unknown(demo_root, tmp_path):
-    root = Path(shutil.copytree(demo_root, tmp_path / "data"))
+def test_folds_name_a_fake_whose_original_is_unknown_and_write_the_rest(preprocessed_demo, tmp_path):
+    root = Path(shutil.copytree(preprocessed_demo, tmp_path / "data"))
+    rows_before = (root / "folds.csv").read_text().splitlines()
     add_to_metadata(root, 3, {"stray.mp4": {"label": "FAKE", "original": "nowhere.mp4"}})
-    with pytest.raises(SystemExit, match="stray.mp4.*nowhere.mp4"):
-        generate_folds.main(["--root-dir", str(root)])
+    (root / "folds.csv").unlink()
+    summary = generate_folds.main(["--root-dir", str(root)])
+    assert [name for name, _ in summary.failures] == ["stray.mp4"]
+    assert "nowhere.mp4" in summary.failures[0][1]
+    assert sorted((root / "folds.csv").read_text().splitlines()) == sorted(rows_before)
 
 
 # ---------------------------------------------------------------- reruns, shards, bad input

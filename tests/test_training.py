@@ -101,7 +101,7 @@ def test_pretrained_weights_offline_without_a_file_fail_fast(tmp_path):
 @pytest.mark.slow
 def test_short_cpu_training_learns_the_demo(tmp_path_factory, tmp_path):
     """The real demo generator (small), preprocessing, and a few epochs of the demo config."""
-    from preprocessing.make_demo_dataset import make_demo_dataset
+    from demo.make_demo_dataset import make_demo_dataset
 
     root = make_demo_dataset(tmp_path_factory.mktemp("demo_learn"), seed=1, parts=(0, 3), reals_per_part=6,
                              frames=60)
@@ -166,7 +166,7 @@ def test_train_sh_runs_the_five_seeds_with_torchrun(tmp_path):
         assert "-m torch.distributed.run --standalone --nproc_per_node 4" in command
         assert f"--seed {seed} " in command and f"--prefix b7_{seed}_ " in command
         assert "--config configs/b7.json" in command and "--fold 0" in command and f"--data-dir {tmp_path}" in command
-        assert command.endswith(f"--workers 2 > logs/b7_{seed}")
+        assert command.endswith(f"--resume last --workers 2 >> logs/b7_{seed} 2>&1")
     result = run_script("bash", "train.sh", tmp_path, "8", env={"DRY_RUN": "1", "NNODES": "2",
                                                                  "RDZV_ENDPOINT": "node0:29400"})
     assert "--nnodes 2 --rdzv-backend c10d --rdzv-endpoint node0:29400 --rdzv-id b7_111" in result.stdout

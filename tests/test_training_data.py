@@ -19,7 +19,7 @@ from training.datasets.cutouts import (bit_masks, blackout_bit_mask, blackout_hu
                                        hardcore_cutout, remove_landmark)
 from training.losses import WeightedLosses, balanced_loss
 from training.transforms.albu import IsotropicResize, create_train_transforms, create_val_transforms
-from training.transforms.resize import isotropic_resize, put_to_center
+from core.model_input import isotropic_resize, put_to_center
 
 
 class ScriptedRandom:

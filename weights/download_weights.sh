@@ -36,7 +36,7 @@ echo "checking that every checkpoint loads strictly..."
 PYTHON="${PYTHON:-$REPO_DIR/.venv/bin/python}"
 [ -x "$PYTHON" ] || PYTHON=python3
 cd "$REPO_DIR"
-PYTHONPATH="$REPO_DIR${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m inference.checkpoints \
+PYTHONPATH="$REPO_DIR${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m core.checkpoints \
     --encoder tf_efficientnet_b7_ns "${NAMES[@]/#/$WEIGHTS_DIR/}" || {
     echo "error: a checkpoint did not load (see above); delete it and rerun to download it again" >&2
     exit 1

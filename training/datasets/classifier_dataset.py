@@ -17,13 +17,13 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from preprocessing.layout import FOLDS_COLUMNS, diff_path, landmarks_path
+from core.layout import FOLDS_COLUMNS, diff_path, landmarks_path
 from training.datasets.cutouts import hardcore_cutout
-from training.transforms.resize import image_to_tensor
+from core.model_input import image_to_tensor
 
 log = logging.getLogger("training.dataset")
 
-VAL_FRAME_STEP = 20  # validation keeps frames 0, 20, 40, ... (the original's frame % 20 == 0)
+VAL_EVERY_NTH_CROP_FRAME = 2  # validation keeps every 2nd crop frame: with crops every 10th, frame % 20 == 0 (the original)
 MAX_CONSECUTIVE_UNREADABLE = 50
 CHANGED_PIXEL_VALUE = 20  # `valid`: a fake crop counts as changed with > 32 diff pixels above this
 MIN_CHANGED_PIXELS = 32
@@ -53,13 +53,21 @@ def read_folds(path: Path) -> pd.DataFrame:
     return folds
 
 
+def crop_frame_step(folds: pd.DataFrame) -> int:
+    """The step between the frames that have crops, read from folds.csv itself (the gcd of the frame numbers):
+    10 for the original's preprocessing, whatever extract_crops was told otherwise."""
+    frames = folds["frame"].to_numpy(dtype=np.int64)
+    step = int(np.gcd.reduce(frames)) if len(frames) else 0
+    return step or 1
+
+
 def select_rows(folds: pd.DataFrame, fold: int, mode: str) -> pd.DataFrame:
-    """Train: every fold but `fold`. Val: `fold`, frames with frame % 20 == 0."""
+    """Train: every fold but `fold`. Val: `fold`, every 2nd crop frame (frame % 20 == 0 with crops every 10th)."""
     if mode == "train":
         return folds[folds["fold"] != fold]
     if mode == "val":
         rows = folds[folds["fold"] == fold]
-        return rows[rows["frame"] % VAL_FRAME_STEP == 0]
+        return rows[rows["frame"] % (VAL_EVERY_NTH_CROP_FRAME * crop_frame_step(folds)) == 0]
     raise ValueError(f"mode must be 'train' or 'val', not {mode!r}")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tensorboardX import SummaryWriter
 
-from preprocessing.common import atomic_write_bytes, atomic_write_json
+from core.atomic import atomic_write_bytes, atomic_write_json
 
 METRIC_COLUMNS = ("epoch", "train_loss", "lr", "replaced_crops", "fake_loss", "real_loss", "balanced_loss", "auc")
 

@@ -11,47 +11,47 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
-import os
-import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from core import runtime
+from core.card import CardError, card_from_config
+from core.checkpoints import save_checkpoint, snapshot_name
+from core.cli import HelpFormatter
+from core.models import PretrainedWeightsUnavailable, build_network
+from core.runtime import Context
 from training.datasets.classifier_dataset import (DataError, DatasetOptions, DeepFakeClassifierDataset, read_folds,
                                                   reseed_worker, select_rows)
 from training.losses import WeightedLosses, balanced_loss
 from training.pipelines.run_log import RunLog
+from training.pipelines.train_state import ResumeError, TrainState, capture_rng
 from training.pipelines.validation import validate
-from training.tools.checkpoint import (load_checkpoint, prefixed_state_dict, save_checkpoint, snapshot_name,
-                                       strip_module_prefix)
 from training.tools.config import ConfigError, load_config
-from training.tools.distributed import DistributedContext, barrier, cleanup, init_distributed
 from training.tools.freezing import encoder_stem_and_stages, freeze, freeze_unused_encoder_head, set_train_mode
 from training.tools.optim import create_optimizer, create_scheduler
 from training.transforms.albu import create_train_transforms, create_val_transforms
-from training.zoo.classifiers import PretrainedWeightsUnavailable, build_network
 
 log = logging.getLogger("training")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     arg = parser.add_argument
     arg("--config", required=True, help="JSON config, e.g. configs/b7.json")
     arg("--workers", type=int, default=6, help="DataLoader worker processes per training process")
     arg("--output-dir", default="weights/", help="checkpoint folder")
-    arg("--resume", default="", help="checkpoint to continue from (model, optimizer, schedule, epoch)")
+    arg("--resume", default="", help="checkpoint to continue from (model, optimizer, schedule, epoch, random "
+                                     "states), or 'last': this run's own _last checkpoint if it exists")
     arg("--fold", type=int, default=0, help="validation fold (the other folds train)")
     arg("--prefix", default="classifier_", help="checkpoint name prefix")
-    arg("--data-dir", default="/mnt/sota/datasets/deepfake", help="DATA_ROOT with crops/, folds.csv, ...")
+    arg("--data-dir", required=True, help="DATA_ROOT with crops/, folds.csv, ... (from preprocess_data.sh)")
     arg("--folds-csv", default="folds.csv", help="relative to --data-dir unless absolute")
     arg("--crops-dir", default="crops", help="crop folder under --data-dir")
     arg("--label-smoothing", type=float, default=0.01, help="train labels clipped to [s, 1 - s]")
@@ -65,11 +65,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="leave out of the loss fake crops whose SSIM diff shows no change")
     arg("--pretrained-file", default=None, help="local ImageNet weights for the encoder (overrides the config)")
     arg("--no-pretrained", action="store_true", help="start the encoder from random weights")
-    arg("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    arg("--device", default="auto", help="auto, cpu or cuda (under torchrun each rank takes GPU LOCAL_RANK)")
     arg("--epochs", type=int, default=None, help="override schedule.epochs")
     arg("--batches-per-epoch", type=int, default=None, help="override batches_per_epoch")
     arg("--override", action="append", default=[], metavar="KEY=VALUE",
         help="override a config value, e.g. optimizer.batch_size=8 (repeatable)")
+    arg("--print-checkpoint", action="store_true",
+        help="print the path of this run's _last checkpoint (from the config, --prefix, --fold, --output-dir) and exit")
     return parser.parse_args(argv)
 
 
@@ -82,23 +84,10 @@ def config_overrides(args: argparse.Namespace) -> list[str]:
     return overrides
 
 
-def setup_process_logging(context: DistributedContext) -> None:
+def setup_process_logging(context: Context) -> None:
     level = logging.INFO if context.is_main else logging.WARNING
     logging.basicConfig(level=level, stream=sys.stdout,
                         format=f"%(asctime)s %(levelname)s [rank {context.rank}] %(name)s: %(message)s")
-
-
-def limit_cpu_threads() -> None:
-    """Without OMP_NUM_THREADS, share the cores between the local processes instead of oversubscribing."""
-    if "OMP_NUM_THREADS" not in os.environ:
-        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_processes))
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 # ---------------------------------------------------------------- precision
@@ -150,7 +139,7 @@ def create_network(config: dict, args: argparse.Namespace) -> nn.Module:
         raise ConfigError(f"{args.config}: {err}") from err
 
 
-def make_datasets(config: dict, args: argparse.Namespace, context: DistributedContext):
+def make_datasets(config: dict, args: argparse.Namespace, context: Context):
     """(train dataset, val dataset or None on ranks other than 0)."""
     data_dir = Path(args.data_dir)
     folds_csv = Path(args.folds_csv) if Path(args.folds_csv).is_absolute() else data_dir / args.folds_csv
@@ -170,7 +159,7 @@ def make_datasets(config: dict, args: argparse.Namespace, context: DistributedCo
     return train, val
 
 
-def train_loader(dataset, batch_size: int, args: argparse.Namespace, context: DistributedContext,
+def train_loader(dataset, batch_size: int, args: argparse.Namespace, context: Context,
                  epoch: int) -> DataLoader:
     sampler = None
     if context.distributed:
@@ -180,43 +169,6 @@ def train_loader(dataset, batch_size: int, args: argparse.Namespace, context: Di
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=sampler is None, drop_last=True,
                       num_workers=args.workers, worker_init_fn=reseed_worker,
                       pin_memory=context.device.type == "cuda")
-
-
-@dataclass
-class TrainState:
-    model: nn.Module  # the bare model (unwrapped)
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
-    start_epoch: int = 0
-    best_metric: float = math.inf
-
-    def checkpoint(self, epoch: int, metric: float | None, config: dict) -> dict:
-        return {
-            "epoch": epoch + 1,  # the next epoch to run, as the original
-            "step": int(self.scheduler.last_epoch),
-            "state_dict": prefixed_state_dict(self.model),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "bce_best": float(self.best_metric),
-            "metric": None if metric is None else float(metric),
-            "config": config,
-        }
-
-    def restore(self, path: str) -> None:
-        checkpoint = load_checkpoint(Path(path))
-        self.model.load_state_dict(strip_module_prefix(checkpoint["state_dict"]), strict=True)
-        for key in ("optimizer", "scheduler", "epoch", "bce_best"):
-            if key not in checkpoint:
-                raise DataError(f"{path}: no '{key}' entry; only checkpoints written by this trainer can be resumed "
-                                 f"(a released model can be loaded as --pretrained-file)")
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
-        if checkpoint.get("scaler") and self.scaler.is_enabled():
-            self.scaler.load_state_dict(checkpoint["scaler"])
-        self.start_epoch = int(checkpoint["epoch"])
-        self.best_metric = float(checkpoint["bce_best"])
 
 
 # ---------------------------------------------------------------- one epoch
@@ -254,7 +206,7 @@ def training_step(model: nn.Module, state: TrainState, batch: dict, criterion: n
 
 
 def train_epoch(model: nn.Module, state: TrainState, loader: DataLoader, criterion: nn.Module, precision: Precision,
-                config: dict, args: argparse.Namespace, context: DistributedContext, epoch: int,
+                config: dict, args: argparse.Namespace, context: Context, epoch: int,
                 frozen: list[nn.Module], bare: nn.Module) -> dict:
     steps = min(config["batches_per_epoch"], len(loader))
     if steps < config["batches_per_epoch"] and epoch == state.start_epoch:
@@ -283,9 +235,26 @@ def train_epoch(model: nn.Module, state: TrainState, loader: DataLoader, criteri
 
 # ---------------------------------------------------------------- main
 
-def run(args: argparse.Namespace, context: DistributedContext) -> None:
+def checkpoint_base(config: dict, args: argparse.Namespace) -> Path:
+    """<output-dir>/<prefix><network>_<encoder>_<fold>: the checkpoints add _<epoch>, _last and _best."""
+    return Path(args.output_dir) / snapshot_name(args.prefix, config["network"], config["encoder"], args.fold)
+
+
+def resume_path(args: argparse.Namespace, base: Path) -> Path | None:
+    """--resume PATH, or with 'last' this run's own _last checkpoint when it exists (else a fresh start)."""
+    if args.resume == "last":
+        last = Path(f"{base}_last")
+        return last if last.is_file() else None
+    return Path(args.resume) if args.resume else None
+
+
+def run(args: argparse.Namespace, context: Context) -> None:
     config = load_config(args.config, config_overrides(args))
-    seed_everything(args.seed + context.rank)
+    try:
+        card = card_from_config(config)
+    except CardError as err:
+        raise ConfigError(f"{args.config}: {err}") from err
+    runtime.seed_everything(args.seed + context.rank)
     if context.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     precision = Precision.choose(context.device, config["fp16"])
@@ -298,22 +267,25 @@ def run(args: argparse.Namespace, context: DistributedContext) -> None:
     optimizer = create_optimizer(config["optimizer"], bare)
     state = TrainState(bare, optimizer, create_scheduler(config["schedule"], optimizer),
                        torch.amp.GradScaler(context.device.type, enabled=precision.uses_scaler))
-    if args.resume:
-        state.restore(args.resume)
-        log.info("resumed from %s: epoch %d, step %d, best %.5f", args.resume, state.start_epoch,
+    train_set, val_set = make_datasets(config, args, context)
+    base = checkpoint_base(config, args)
+    resume = resume_path(args, base)
+    if resume:
+        state.restore(resume, config, context)  # last: the random states continue where the checkpoint left them
+        log.info("resumed from %s: epoch %d, step %d, best %.5f", resume, state.start_epoch,
                  state.scheduler.last_epoch, state.best_metric)
     model = bare
     if context.distributed:
         model = DistributedDataParallel(bare, device_ids=[context.local_rank] if context.device.type == "cuda" else None)
 
-    train_set, val_set = make_datasets(config, args, context)
-    name = snapshot_name(args.prefix, config["network"], config["encoder"], args.fold)
-    run_log = RunLog(Path(args.logdir) / name, start_epoch=state.start_epoch) if context.is_main else None
+    run_log = RunLog(Path(args.logdir) / base.name, start_epoch=state.start_epoch) if context.is_main else None
     epochs = config["schedule"]["epochs"]
     log.info("%s: %d process(es) on %s, %s, SyncBN %s; %d train / %d val crops; epochs %d..%d; frozen: stem+%d "
-             "stages", name, context.world_size, context.device, precision,
+             "stages", base.name, context.world_size, context.device, precision,
              "on" if context.distributed and context.device.type == "cuda" else "off", len(train_set.all_rows),
              len(val_set) if val_set else -1, state.start_epoch, epochs - 1, config["freeze"])
+    if state.start_epoch >= epochs:
+        log.info("%s has already run all %d epochs: nothing to do", resume, epochs)
     criterion = WeightedLosses(config["losses"]).to(context.device)
     batch_size = config["optimizer"]["batch_size"]
     for epoch in range(state.start_epoch, epochs):
@@ -321,47 +293,54 @@ def run(args: argparse.Namespace, context: DistributedContext) -> None:
         loader = train_loader(train_set, batch_size, args, context, epoch)
         record = {"epoch": epoch, **train_epoch(model, state, loader, criterion, precision, config, args, context,
                                                 epoch, frozen, bare)}
+        metric, result = None, None
+        if context.is_main and (epoch % args.test_every == 0 or epoch == epochs - 1):
+            result = validate(bare, val_set, batch_size * 2, args.workers, precision, context.device)
+            metric = result.balanced_loss
+            print(f"[val] epoch {epoch}\nfake_loss {result.fake_loss:.6f}\nreal_loss {result.real_loss:.6f}\n"
+                  f"balanced_loss {metric:.6f} auc {result.auc:.4f}", flush=True)
+            record.update(result.metrics())
+        rng = runtime.gather_to_main(context, [capture_rng()])  # every rank's states, after rank 0 validated
         if context.is_main:
-            metric = None
-            if epoch % args.test_every == 0 or epoch == epochs - 1:
-                result = validate(bare, val_set, batch_size * 2, args.workers, precision, context.device)
-                metric = result.balanced_loss
-                print(f"[val] epoch {epoch}\nfake_loss {result.fake_loss:.6f}\nreal_loss {result.real_loss:.6f}\n"
-                      f"balanced_loss {metric:.6f} auc {result.auc:.4f}", flush=True)
-                record.update(result.metrics())
             improved = metric is not None and metric < state.best_metric
             if improved:
                 state.best_metric = metric
                 run_log.write_predictions(result.video_predictions)
-            save_epoch_checkpoints(state, Path(args.output_dir), name, epoch, metric, improved, config)
+            checkpoint = state.checkpoint(epoch, metric, config, card, rng)
+            save_epoch_checkpoints(checkpoint, base, epoch, improved)
             run_log.append(record)
-        barrier(context)
+        runtime.barrier(context)
     if run_log:
         run_log.close()
 
 
-def save_epoch_checkpoints(state: TrainState, output_dir: Path, name: str, epoch: int, metric: float | None,
-                           improved: bool, config: dict) -> None:
-    checkpoint = state.checkpoint(epoch, metric, config)
-    save_checkpoint(output_dir / f"{name}_{epoch}", checkpoint)
-    save_checkpoint(output_dir / f"{name}_last", checkpoint)
+def save_epoch_checkpoints(checkpoint: dict, base: Path, epoch: int, improved: bool) -> None:
+    save_checkpoint(Path(f"{base}_{epoch}"), checkpoint)
+    save_checkpoint(Path(f"{base}_last"), checkpoint)
     if improved:
-        save_checkpoint(output_dir / f"{name}_best", checkpoint)
-        log.info("epoch %d: new best balanced log loss %.5f -> %s", epoch, metric, output_dir / f"{name}_best")
+        save_checkpoint(Path(f"{base}_best"), checkpoint)
+        log.info("epoch %d: new best balanced log loss %.5f -> %s_best", epoch, checkpoint["metric"], base)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    limit_cpu_threads()
-    context = init_distributed(args.device)
+    if args.print_checkpoint:
+        try:
+            print(f"{checkpoint_base(load_config(args.config, config_overrides(args)), args)}_last")
+        except ConfigError as err:
+            print(f"train_classifier: error: {err}", file=sys.stderr)
+            return 2
+        return 0
+    runtime.share_cpu_threads()
+    context = runtime.init(args.device)
     setup_process_logging(context)
     try:
         run(args, context)
-    except (ConfigError, DataError, PretrainedWeightsUnavailable, FileNotFoundError) as err:
+    except (ConfigError, DataError, PretrainedWeightsUnavailable, FileNotFoundError, ResumeError) as err:
         print(f"train_classifier: error: {err}", file=sys.stderr, flush=True)
         return 2
     finally:
-        cleanup(context)
+        runtime.finish()
     return 0
 
 

@@ -35,6 +35,13 @@ DEFAULTS: dict[str, Any] = {
     },
     "normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
     "losses": {"BinaryCrossentropy": 1},
+    # How the trained model scores a video; copied into every checkpoint's model card (core.card).
+    "inference": {
+        "frames_per_video": 32,
+        "detector_thresholds": [0.7, 0.8, 0.8],
+        "aggregation": "confident",  # or "mean"
+        "confident_threshold": 0.8,
+    },
 }
 FREE_FORM = {"model_params", "losses"}
 REPLACED_WHOLE = {"losses"}  # a config's own mapping replaces the default instead of adding to it

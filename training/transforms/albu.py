@@ -11,7 +11,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from training.transforms.resize import isotropic_resize
+from core.model_input import isotropic_resize
 
 # GaussNoise: the original's 1.x default var_limit (10, 50) is a pixel variance on 0-255; 2.x wants std / 255.
 GAUSS_NOISE_STD_RANGE = (math.sqrt(10) / 255, math.sqrt(50) / 255)

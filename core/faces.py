@@ -1,4 +1,4 @@
-"""Face detection and cropping shared by preprocessing and inference (one implementation of the crop rule)."""
+"""Face detection and the crop rule, shared by preprocessing and inference (one implementation of each)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -9,14 +9,9 @@ import torch
 # MTCNN thresholds of the three cascade stages, per use, as in the original.
 DETECT_THRESHOLDS = (0.85, 0.95, 0.95)  # preprocessing: boxes of the REAL videos
 LANDMARK_THRESHOLDS = (0.65, 0.75, 0.75)  # preprocessing: 5 landmarks on crops
-INFERENCE_THRESHOLDS = (0.7, 0.8, 0.8)  # predict_folder / kernel_utils
-
-
-def pick_device(requested: str | None = None) -> torch.device:
-    """`cuda` when available unless told otherwise."""
-    if requested and requested != "auto":
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+INFERENCE_THRESHOLDS = (0.7, 0.8, 0.8)  # predict_folder / kernel_utils (the model card's default)
+DETECTOR_DOWNSCALE = 2  # MTCNN sees half-size frames (core.video.half_size); boxes are scaled back by this
+CROP_PAD_DIVISOR = 3  # the crop adds side // 3 on each side of the box
 
 
 def make_mtcnn(thresholds: Sequence[float], device: torch.device | str = "cpu"):
@@ -55,19 +50,19 @@ def detect_batch(mtcnn, frames: Sequence[np.ndarray], landmarks: bool = False):
     return results
 
 
-def scale_box(box: Sequence[float], factor: float = 2.0) -> tuple[int, int, int, int]:
+def scale_box(box: Sequence[float], factor: float = DETECTOR_DOWNSCALE) -> tuple[int, int, int, int]:
     """Half-resolution detector box to full-resolution integer pixels (`int(b * 2)`, as the original)."""
     x1, y1, x2, y2 = (int(v * factor) for v in box)
     return x1, y1, x2, y2
 
 
-def crop_face(frame: np.ndarray, box: Sequence[int]) -> np.ndarray:
+def crop_face(frame: np.ndarray, box: Sequence[int], pad_divisor: int = CROP_PAD_DIVISOR) -> np.ndarray:
     """Crop a full-resolution face box with 1/3 of its width and height added on each side, clamped to the frame.
 
     The crop is not squared (as the original). Returns an empty array when the box lies outside the frame.
     """
     x1, y1, x2, y2 = (int(v) for v in box)
-    pad_w, pad_h = (x2 - x1) // 3, (y2 - y1) // 3
+    pad_w, pad_h = (x2 - x1) // pad_divisor, (y2 - y1) // pad_divisor
     height, width = frame.shape[:2]
     top, bottom = max(y1 - pad_h, 0), min(y2 + pad_h, height)
     left, right = max(x1 - pad_w, 0), min(x2 + pad_w, width)

@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 
 import av
 import numpy as np
+from PIL import Image
 
 
 class VideoReadError(RuntimeError):
@@ -66,13 +67,13 @@ class _FrameIndexer:
         return index
 
 
-def iter_frames(path: Path, keep: Callable[[int], bool] | None = None, downscale: int = 1,
+def iter_frames(path: Path, keep: Callable[[int], bool] | None = None, half: bool = False,
                 threads: bool = True) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (frame_index, RGB uint8 HxWx3) for every frame whose index passes `keep`.
 
     Frames not kept are decoded (H.264 needs it) but never converted, which is most of the saving.
-    `downscale` > 1 shrinks to (w // downscale, h // downscale) during colour conversion (the detector runs on
-    half-size frames, as the original).
+    `half=True` gives the detector's half-size frame instead (`half_size`: the same pixels in preprocessing and
+    prediction).
     Raises VideoReadError if the file cannot be opened or not a single frame decodes; a corrupt packet in
     the middle is skipped and the remaining frames keep their true indices.
     """
@@ -93,13 +94,9 @@ def iter_frames(path: Path, keep: Callable[[int], bool] | None = None, downscale
                 index = index_of(frame)
                 if keep is not None and not keep(index):
                     continue
-                if downscale > 1:
-                    # swscale's bicubic is the closest to the original's PIL bicubic shrink (mean difference
-                    # ~0.3 grey levels on a 1080p frame, against ~0.9 for PyAV's default bilinear).
-                    image = frame.to_ndarray(format="rgb24", width=frame.width // downscale,
-                                             height=frame.height // downscale, interpolation="BICUBIC")
-                else:
-                    image = frame.to_ndarray(format="rgb24")
+                image = frame.to_ndarray(format="rgb24")
+                if half:
+                    image = half_size(image)
                 yield index, image
         if not decoded_any:
             raise VideoReadError(f"{path}: no frame could be decoded")
@@ -108,3 +105,12 @@ def iter_frames(path: Path, keep: Callable[[int], bool] | None = None, downscale
     finally:
         container.close()
 
+
+def half_size(frame: np.ndarray) -> np.ndarray:
+    """The face detector's input: (w // 2, h // 2) with PIL bicubic, as the original.
+
+    Preprocessing and prediction both detect on this frame, so their boxes agree with each other and with the
+    original's (swscale's bicubic differs by ~0.3 grey levels, enough to move MTCNN boxes by a few pixels).
+    """
+    height, width = frame.shape[:2]
+    return np.asarray(Image.fromarray(frame).resize((width // 2, height // 2), Image.BICUBIC))

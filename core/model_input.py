@@ -1,7 +1,8 @@
-"""Isotropic resize, centred zero padding and normalisation: the validation/inference preprocessing.
+"""Model input of a face crop: isotropic resize, centred zero padding and normalisation.
 
 Plain OpenCV/NumPy/torch so that inference can import it without albumentations. Validation in training
-(`albu.create_val_transforms`) produces exactly `put_to_center(isotropic_resize(image, size), size)`.
+(`albu.create_val_transforms`) produces exactly `to_model_input(crop, size)`; the mean and std come from the
+model card (`core.card`), whose defaults are these ImageNet values.
 """
 from __future__ import annotations
 
@@ -49,3 +50,19 @@ def image_to_tensor(image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN,
     array = image.astype(np.float32) / 255.0
     array = (array - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def to_model_input(crop: np.ndarray, size: int) -> np.ndarray:
+    """Isotropic resize to `size` on the long side, centred on a black size x size canvas (as validation)."""
+    return put_to_center(isotropic_resize(crop, size), size)
+
+
+def normalize_batch(images: torch.Tensor, dtype: torch.dtype, mean: Sequence[float] = IMAGENET_MEAN,
+                    std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+    """uint8 NHWC -> normalised NCHW in `dtype`, channels-last in memory (no copy of the layout); the same
+    arithmetic as `image_to_tensor`, batched on the device."""
+    mean_t = torch.tensor(mean, device=images.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=images.device).view(1, 3, 1, 1)
+    x = images.permute(0, 3, 1, 2).float().div_(255.0)
+    x = (x - mean_t) / std_t
+    return x.to(dtype).contiguous(memory_format=torch.channels_last)

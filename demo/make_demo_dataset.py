@@ -16,7 +16,7 @@ moved by the known per-frame transform. Written under OUT_DIR:
     demo_face_boxes.json                      {video name: [[x1, y1, x2, y2] per frame]} in full-res pixels
     demo_dataset.json                         the settings, written last: a complete dataset for them is kept
 
-Usage: python -m preprocessing.make_demo_dataset OUT_DIR [--seed 0] [--parts 0 3 6 9] [--reals-per-part 8]
+Usage: python -m demo.make_demo_dataset OUT_DIR [--seed 0] [--parts 0 3 6 9] [--reals-per-part 8]
        [--frames 60] [--force]
 """
 from __future__ import annotations
@@ -37,7 +37,8 @@ import av
 import cv2
 import numpy as np
 
-from preprocessing.common import atomic_write_bytes, atomic_write_json, run_parallel
+from core.atomic import atomic_write_bytes, atomic_write_json
+from core.runtime import run_parallel
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "demo_dataset.json"
@@ -110,7 +111,7 @@ def upscale_carphone(frame: np.ndarray) -> np.ndarray:
 
 def detect_largest_faces(mtcnn, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Box and landmarks of the largest face per image; a miss is filled from the nearest detected frame."""
-    from preprocessing.faces import detect_batch
+    from core.faces import detect_batch
 
     found = detect_batch(mtcnn, images, landmarks=True)
     hits = [i for i, result in enumerate(found) if result is not None]
@@ -130,7 +131,7 @@ def source_faces() -> SourceFaces:
     """Runs MTCNN once on every upscaled carphone frame and on the astronaut (single-threaded: reproducible)."""
     import torch
 
-    from preprocessing.faces import DETECT_THRESHOLDS, make_mtcnn
+    from core.faces import DETECT_THRESHOLDS, make_mtcnn
 
     carphone, astronaut = source_images()
     threads = torch.get_num_threads()
