@@ -4,6 +4,7 @@
     DATA_ROOT/boxes/<id>.json                            step 1
     DATA_ROOT/crops/<id>/<frame>_<actor>.png             step 2
     DATA_ROOT/landmarks/<id>/<frame>_<actor>.npy         step 3
+    DATA_ROOT/landmarks68/<id>/<frame>_<actor>.npy       step 3b (dlib 68 points, for self-blended training)
     DATA_ROOT/diffs/<id>/<frame>_<actor>_diff.png        step 4
     DATA_ROOT/folds.csv                                  step 5
     DATA_ROOT/manifests/<step>.json                      what each step made, with its settings
@@ -14,6 +15,8 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from core.settings import read_json_object
 
 PART_DIR_PATTERN = re.compile(r"^dfdc_train_part_(\d+)$")
 METADATA_FILE = "metadata.json"
@@ -73,15 +76,7 @@ def read_metadata(path: Path) -> dict[str, dict]:
 
     Raises ValueError naming the file for a missing or malformed file or an entry without a valid label.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: missing {METADATA_FILE}")
-    try:
-        metadata = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(metadata, dict):
-        raise ValueError(f"{path}: expected a JSON object of video entries")
+    metadata = read_json_object(path, f"{METADATA_FILE} (a JSON object of video entries)")
     entries = {}
     for name, info in metadata.items():
         label = info.get("label") if isinstance(info, dict) else None
@@ -125,6 +120,7 @@ def unlisted_videos(root: Path, entries: dict[str, VideoEntry]) -> list[Path]:
 BOXES_DIR = "boxes"
 CROPS_DIR = "crops"
 LANDMARKS_DIR = "landmarks"
+LANDMARKS68_DIR = "landmarks68"
 DIFFS_DIR = "diffs"
 FOLDS_FILE = "folds.csv"
 MANIFESTS_DIR = "manifests"
@@ -143,6 +139,15 @@ def crops_folder(root: Path, video_id: str) -> Path:
 
 def landmarks_folder(root: Path, video_id: str) -> Path:
     return Path(root) / LANDMARKS_DIR / video_id
+
+
+def landmarks68_folder(root: Path, video_id: str) -> Path:
+    return Path(root) / LANDMARKS68_DIR / video_id
+
+
+def landmarks68_path(root: Path, video_id: str, crop_file: str) -> Path:
+    """landmarks68/<video>/<frame>_<actor>.npy for crop file <frame>_<actor>.png."""
+    return landmarks68_folder(root, video_id) / f"{Path(crop_file).stem}.npy"
 
 
 def diffs_folder(root: Path, video_id: str) -> Path:

@@ -1,7 +1,24 @@
-"""Comparing recorded settings with requested ones, for messages that name exactly what differs."""
+"""Settings files: reading a JSON object with a message naming the file, and comparing recorded settings with
+requested ones, for messages that name exactly what differs."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
+
+
+def read_json_object(path: Path, what: str) -> dict:
+    """The JSON object in `path`; ValueError naming the file (and `what` it should be) otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: {what} not found")
+    try:
+        value = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: {what} must be a JSON object")
+    return value
 
 
 def differences(recorded: Any, wanted: Any, recorded_label: str = "on disk", wanted_label: str = "asked",

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.settings import read_json_object
+
 # Dicts are merged key by key; FREE_FORM sections accept any keys; REQUIRED keys (None here) must be given.
 DEFAULTS: dict[str, Any] = {
     "network": "DeepFakeClassifier",
@@ -17,6 +19,9 @@ DEFAULTS: dict[str, Any] = {
     "pretrained_file": None,  # a local ImageNet weights file, or "shipped:efficientnet_lite0"
     "head_init_std": None,  # std of a normal init of the 1-logit head (None: torch's default init)
     "freeze": 0,  # encoder stem + this many first stages frozen for the whole run
+    # Where the fake samples come from: "dataset" (the fake videos' crops, the original) or "sbi" (real crops
+    # only, each paired with a self-blended copy made on the fly; training/datasets/sbi.py).
+    "fakes": "dataset",
     "optimizer": {
         "type": "SGD",
         "batch_size": None,  # per process (GPU)
@@ -44,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 FREE_FORM = {"model_params", "losses"}
+CHOICES = {"fakes": ("dataset", "sbi")}
 REPLACED_WHOLE = {"losses"}  # a config's own mapping replaces the default instead of adding to it
 
 
@@ -86,6 +92,17 @@ def _check_required(config: dict, source: str) -> None:
             raise ConfigError(f"{source}: required config key '{dotted}' is missing")
 
 
+def _check_choices(config: dict, source: str) -> None:
+    for dotted, allowed in CHOICES.items():
+        value = _lookup(config, dotted)
+        if value not in allowed:
+            raise ConfigError(f"{source}: config key '{dotted}' is {value!r}; use one of {', '.join(allowed)}")
+    batch_size = config["optimizer"]["batch_size"]
+    if config["fakes"] == "sbi" and batch_size % 2:
+        raise ConfigError(f"{source}: with \"fakes\": \"sbi\" a batch holds real/blend pairs, so "
+                          f"optimizer.batch_size must be even (it is {batch_size})")
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """'optimizer.learning_rate=0.02' -> (['optimizer', 'learning_rate'], 0.02); non-JSON values stay strings."""
     if "=" not in text:
@@ -115,19 +132,16 @@ def _deep_update(target: dict, update: dict) -> None:
 def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
     """Read a JSON config, apply KEY=VALUE overrides, merge defaults, and validate every key."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found")
     try:
-        given = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(given, dict):
-        raise ConfigError(f"{path}: a config must be a JSON object")
+        given = read_json_object(path, "config file")
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     for text in overrides:
         _deep_update(given, _nest(*parse_override(text)))
     source = f"{path}" + (f" (with overrides {list(overrides)})" if overrides else "")
     config = _merge(DEFAULTS, given, source)
     _check_required(config, source)
+    _check_choices(config, source)
     params = config["schedule"]["params"]
     if params["max_iter"] is None:
         params["max_iter"] = config["schedule"]["epochs"] * config["batches_per_epoch"]
