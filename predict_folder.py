@@ -5,6 +5,16 @@
 
 Videos: every file directly in --test-dir whose extension is a video container (.mp4 .avi .mov .mkv .webm .m4v
 .mpg .mpeg .wmv .flv, in any case); other files are named and skipped. A folder without videos is an error.
+Rows are named by file name. Or --dataset ROOT: every video of a FaceForensics++, Celeb-DF v2 or DFDC root (layout
+detected, optional --split and --compression, see core/datasets.py), rows named by the collection's unique id (the
+path relative to ROOT for FF++ and Celeb-DF, whose folders share file names; the file name for DFDC), as
+evaluate.py --dataset ROOT expects them.
+
+Calibration: --calibration FILE (written by evaluate.py --fit-calibration) maps every scored video's P(fake) to
+sigmoid(logit(p) / T + b); a video that could not be scored keeps 0.5, and the crop scores in OUTPUT.crops.csv stay
+the model's raw ones (the fit is of video scores). A file fitted for other checkpoints is refused. When it was fitted
+for the single checkpoint of the run, that checkpoint's card (as printed) carries it. The progress file holds raw
+scores, so changing --calibration rescores nothing.
 
 Model card: each checkpoint carries the settings it was trained for (encoder, input size, mean/std, frames per
 video, detector thresholds, crop rule, aggregation); the winner's 2020 files get the original's card (B7, 380 px,
@@ -23,7 +33,12 @@ names [rank::world] into OUTPUT.progress.rank<R>.jsonl and rank 0 writes the mer
 """
 from __future__ import annotations
 
+from core.allocator import use_steady_allocator
+
+use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
+
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -33,8 +48,10 @@ from core import runtime
 from core.card import CardError, check_same_pipeline
 from core.checkpoints import CheckpointError, LoadedClassifier, load_classifier
 from core.cli import HelpFormatter
+from core.datasets import load_collection
 from core.layout import list_videos, part_dirs
 from inference import progress
+from inference.calibration import Calibration, CalibrationError, check_checkpoints, read_calibration
 from inference.outputs import print_summary, save_thumbnails, write_outputs
 from inference.pipeline import PredictionConfig, predict_videos
 
@@ -43,7 +60,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--weights-dir", type=Path, default=Path("weights"))
     parser.add_argument("--models", nargs="+", required=True, help="checkpoint file names inside --weights-dir")
-    parser.add_argument("--test-dir", type=Path, required=True, help="folder with the videos to score")
+    videos = parser.add_mutually_exclusive_group(required=True)
+    videos.add_argument("--test-dir", type=Path, help="folder with the videos to score (rows: file names)")
+    videos.add_argument("--dataset", type=Path, help="FF++, Celeb-DF v2 or DFDC root (rows: the collection's ids)")
+    parser.add_argument("--split", default=None,
+                        help="with --dataset: FF++ split file (test.json); Celeb-DF test, train or a list file")
+    parser.add_argument("--compression", default=None, help="with --dataset: FF++ compression folder (c23, c40, raw)")
+    parser.add_argument("--calibration", type=Path, default=None,
+                        help="calibration file from evaluate.py --fit-calibration, applied to every video score")
     parser.add_argument("--output", type=Path, default=Path("submission.csv"))
     parser.add_argument("--encoder", default=None, help="override the card's timm encoder (default: from the card)")
     parser.add_argument("--frames-per-video", type=int, default=None, help="override the card's frames per video")
@@ -66,8 +90,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--restart", action="store_true",
                         help="discard the progress of an earlier run (OUTPUT.progress*.jsonl) and score every video")
     args = parser.parse_args(argv)
-    if not args.test_dir.is_dir():
+    if args.test_dir is not None and not args.test_dir.is_dir():
         parser.error(f"--test-dir {args.test_dir} is not a folder")
+    if args.dataset is None and (args.split or args.compression):
+        parser.error("--split and --compression need --dataset")
+    if args.calibration is not None and not args.calibration.is_file():
+        parser.error(f"--calibration {args.calibration}: file not found")
     return args
 
 
@@ -86,6 +114,44 @@ def find_videos(test_dir: Path) -> list[Path]:
         raise SystemExit(f"error: no video file in {test_dir} (looked for "
                          f"{', '.join(sorted({'.mp4', '.avi', '.mov', '.mkv', '.webm'}))} and more, any case){hint}")
     return videos
+
+
+def videos_to_score(args: argparse.Namespace) -> list[tuple[Path, str]]:
+    """(video file, row name) for each video: file names in a plain folder, the collection's ids in a dataset."""
+    if args.test_dir is not None:
+        return [(path, path.name) for path in find_videos(args.test_dir)]
+    try:
+        collection = load_collection(args.dataset, args.split, args.compression)
+    except ValueError as err:  # DatasetError, or a malformed metadata.json named by core.layout
+        raise SystemExit(f"error: {err}") from None
+    print(f"[predict] {args.dataset}: {collection.layout} layout, {len(collection.videos)} videos", file=sys.stderr)
+    return [(video.path, video.id) for video in collection.videos]
+
+
+def load_calibration(args: argparse.Namespace, loaded: list[LoadedClassifier], verbose: bool) -> Calibration | None:
+    """The --calibration fit, checked against the run's checkpoints; set on the card when it is the one checkpoint's."""
+    if args.calibration is None:
+        return None
+    calibration, fitted_for = read_calibration(args.calibration)
+    note = check_checkpoints(args.calibration, fitted_for, [progress.checkpoint_identity(i.path) for i in loaded])
+    recorded = ""
+    if fitted_for is not None and len(loaded) == 1:
+        loaded[0].card = dataclasses.replace(loaded[0].card, calibration=calibration.card_value())
+        recorded = f"; {loaded[0].path.name}'s card records it"
+    if verbose:
+        if note:
+            print(f"[predict] note: {note}", file=sys.stderr)
+        print(f"[predict] calibration from {args.calibration}: p' = sigmoid(logit(p) / "
+              f"{calibration.temperature:.4f} {calibration.bias:+.4f}) on every scored video{recorded}",
+              file=sys.stderr)
+    return calibration
+
+
+def calibrated(results: list, calibration: Calibration | None) -> list:
+    if calibration is None:
+        return results
+    return [dataclasses.replace(r, score=float(calibration.apply(r.score))) if r.score is not None else r
+            for r in results]
 
 
 def card_overrides(args: argparse.Namespace) -> dict:
@@ -116,7 +182,7 @@ def _rank_label(context: runtime.Context) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    videos_in_folder = find_videos(args.test_dir)
+    videos_in_folder = videos_to_score(args)
     context = runtime.init(args.device)
     dtype = runtime.pick_dtype(context.device, args.precision)
     try:
@@ -134,7 +200,12 @@ def main(argv=None) -> int:
     config = make_config(args, context.device, loaded)
     key = progress.run_key([item.path for item in loaded], [item.card.to_dict() for item in loaded], str(config.dtype),
                            f"{config.detector_device.type}, {config.frames_per_detector_call} frames per call",
-                           args.test_dir, args.save_crops)
+                           args.test_dir or args.dataset, args.save_crops)
+    try:  # after the run key: progress files hold raw scores, calibrated when the outputs are written
+        calibration = load_calibration(args, loaded, context.is_main)
+    except CalibrationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.restart and context.is_main:
         progress.discard(args.output)
     runtime.barrier(context)  # no rank reads the progress files before --restart has removed them
@@ -144,8 +215,8 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     videos = context.slice(videos_in_folder)
-    results = [finished[video.name] for video in videos if video.name in finished]
-    to_score = [video for video in videos if video.name not in finished]
+    results = [finished[name] for _path, name in videos if name in finished]
+    to_score = [(path, name) for path, name in videos if name not in finished]
     if results:
         print(f"[predict] {_rank_label(context)}resuming: {len(results)} of {len(videos)} videos already done "
               f"(from {args.output}.progress*.jsonl)", file=sys.stderr)
@@ -153,8 +224,10 @@ def main(argv=None) -> int:
     models = [item.model for item in loaded]
     progress_path = progress.progress_file(args.output, context.rank, context.world_size)
     with progress.ProgressWriter(progress_path, key) as progress_writer:
-        for result in predict_videos(to_score, models, config, keep_images=args.save_crops is not None,
-                                     progress=context.is_main):
+        scored = predict_videos([path for path, _name in to_score], models, config,
+                                keep_images=args.save_crops is not None, progress=context.is_main)
+        for result, (_path, name) in zip(scored, to_score):
+            result.name = name
             if args.save_crops is not None and result.crop_images is not None:
                 save_thumbnails(result, args.save_crops)
                 result.crop_images = None
@@ -163,7 +236,7 @@ def main(argv=None) -> int:
     results = runtime.gather_to_main(context, results)
     scored_now = runtime.gather_to_main(context, [len(to_score)])
     if context.is_main:
-        write_outputs(results, args.output, args.save_crops)
+        write_outputs(calibrated(results, calibration), args.output, args.save_crops)
         print_summary(results, args.output)
         print(f"[predict] {sum(scored_now)} of {len(results)} videos processed in this run, "
               f"{time.perf_counter() - started:.1f} s on {context.device} ({context.world_size} rank(s))",

@@ -39,7 +39,9 @@ def _write_csv(path: Path, header: Sequence[str], rows) -> None:
 
 
 def thumbnail_file(crops_dir: Path, video_name: str, frame: int, face: int) -> Path:
-    return Path(crops_dir) / Path(video_name).stem / f"{frame}_{face}.jpg"
+    """<crops_dir>/<row name without extension>/<frame>_<face>.jpg; a dataset id keeps its folders (FF++ methods
+    share file names)."""
+    return Path(crops_dir) / Path(video_name).with_suffix("") / f"{frame}_{face}.jpg"
 
 
 def save_thumbnails(result: VideoResult, crops_dir: Path) -> None:

@@ -37,14 +37,17 @@ def progress_files(output: Path) -> list[Path]:
     return sorted(output.parent.glob(f"{output.name}.progress*.jsonl"))
 
 
+def checkpoint_identity(path: Path) -> dict:
+    """How a run key (and a calibration file) names a checkpoint: file name, size and modification time."""
+    stat = Path(path).stat()
+    return {"name": Path(path).name, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
 def run_key(weights: list[Path], cards: list[dict], precision: str, detector: str, test_dir: Path,
             crops_dir: Path | None) -> dict:
     """The settings a finished video's record depends on, as plain JSON values."""
-    models = []
-    for path in weights:
-        stat = Path(path).stat()
-        models.append({"name": Path(path).name, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns})
-    key = {"models": models, "cards": cards, "precision": precision, "detector": detector,
+    key = {"models": [checkpoint_identity(path) for path in weights], "cards": cards, "precision": precision,
+           "detector": detector,
            "test_dir": str(Path(test_dir).resolve()),
            "thumbnails": str(Path(crops_dir).resolve()) if crops_dir else None}
     return json.loads(json.dumps(key))
@@ -87,6 +90,15 @@ def load_finished(output: Path, key: dict) -> dict[str, VideoResult]:
                                    f"pass --restart to score every video again")
         finished.update((record["name"], from_record(record)) for record in lines[1:])
     return finished
+
+
+def recorded_run_key(output: Path) -> dict | None:
+    """The run key in the first progress file of `output` (what made those predictions), or None without one."""
+    for path in progress_files(output):
+        lines = _read_lines(path)
+        if lines and isinstance(lines[0], dict) and isinstance(lines[0].get("run_key"), dict):
+            return lines[0]["run_key"]
+    return None
 
 
 def discard(output: Path) -> None:
