@@ -19,6 +19,7 @@ Layouts (detected from the folders under ROOT):
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ class LabelledVideo:
     label: int  # 1 = fake, 0 = real
     group: str  # manipulation method, source folder or part
     split: str | None = None  # the split it belongs to, when the layout says
+    original: str | None = None  # a fake's original (the real video whose face was replaced): its id, when present
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,16 @@ def read_ffpp_split(path: Path) -> set[str]:
     return stems
 
 
+def ffpp_original(video_id: str, group: str, compression: str) -> str:
+    """Id of the original an FF++ fake was made from: the target of <target>_<source>.mp4, or for
+    DeepFakeDetection's <actor>_<actor2>__<scene>__<code>.mp4 the actor's <actor>__<scene>.mp4."""
+    stem = Path(video_id).stem
+    if group == "DeepFakeDetection":
+        actors, scene = stem.split("__")[:2]
+        return f"{FFPP_ORIGINALS}/actors/{compression}/videos/{actors.split('_')[0]}__{scene}{Path(video_id).suffix}"
+    return f"{FFPP_ORIGINALS}/youtube/{compression}/videos/{stem.split('_')[0]}{Path(video_id).suffix}"
+
+
 def load_ffpp(root: Path, split: Path | None = None, compression: str | None = None) -> list[LabelledVideo]:
     sources = _ffpp_sources(root)
     compression = _ffpp_compression(root, sources, compression)
@@ -139,7 +151,9 @@ def load_ffpp(root: Path, split: Path | None = None, compression: str | None = N
         for path in _videos_in(folder / compression / "videos"):
             if keep is not None and path.stem not in keep:
                 continue
-            videos.append(LabelledVideo(path, _relative_id(root, path), label, group, split_name))
+            video_id = _relative_id(root, path)
+            original = ffpp_original(video_id, group, compression) if label else None
+            videos.append(LabelledVideo(path, video_id, label, group, split_name, original))
     return videos
 
 
@@ -174,7 +188,12 @@ def load_celebdf(root: Path, split: str | Path | None = None) -> list[LabelledVi
             if video_id in listed and listed[video_id] != label:
                 raise DatasetError(f"{list_file}: {video_id} is listed as {'FAKE' if listed[video_id] else 'REAL'}"
                                    f" but lies in {folder}/ (flag {CELEBDF_REAL_FLAG} means REAL)")
-            videos.append(LabelledVideo(path, video_id, label, folder, "test" if video_id in listed else "train"))
+            original = None
+            if label and path.stem.count("_") >= 2:  # id<t>_id<s>_<clip>.mp4 swaps into Celeb-real/id<t>_<clip>.mp4
+                target, _source, clip = path.stem.split("_", 2)
+                original = f"Celeb-real/{target}_{clip}{path.suffix}"
+            videos.append(LabelledVideo(path, video_id, label, folder, "test" if video_id in listed else "train",
+                                        original))
     if split == "train":
         return [v for v in videos if v.split == "train"]
     if split is not None:
@@ -187,9 +206,9 @@ def load_celebdf(root: Path, split: str | Path | None = None) -> list[LabelledVi
 def load_dfdc(root: Path) -> list[LabelledVideo]:
     if not part_dirs(root):  # one part folder given directly
         metadata = read_metadata(root / METADATA_FILE)
-        return [LabelledVideo(root / name, name, 1 if info["label"] == "FAKE" else 0, root.name)
-                for name, info in sorted(metadata.items())]
-    return [LabelledVideo(entry.path, entry.name, int(entry.is_fake), entry.path.parent.name)
+        return [LabelledVideo(root / name, name, 1 if info["label"] == "FAKE" else 0, root.name,
+                              original=info["original"]) for name, info in sorted(metadata.items())]
+    return [LabelledVideo(entry.path, entry.name, int(entry.is_fake), entry.path.parent.name, original=entry.original)
             for entry in sorted(load_dataset(root).values(), key=lambda e: (e.part, e.name))]
 
 
@@ -234,4 +253,7 @@ def load_collection(root: Path, split: str | Path | None = None, compression: st
     ids = [v.id for v in videos]
     if len(set(ids)) != len(ids):
         raise DatasetError(f"{root}: video ids are not unique")
+    present = set(ids)  # an original outside the collection (another compression, not in the split) is unknown
+    videos = [v if v.original in present or v.original is None else dataclasses.replace(v, original=None)
+              for v in videos]
     return Collection(layout, root, videos)
