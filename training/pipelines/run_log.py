@@ -9,7 +9,8 @@ from tensorboardX import SummaryWriter
 
 from core.atomic import atomic_write_bytes, atomic_write_json
 
-METRIC_COLUMNS = ("epoch", "train_loss", "lr", "replaced_crops", "fake_loss", "real_loss", "balanced_loss", "auc")
+TRAIN_COLUMNS = ("train_loss", "lr", "replaced_crops", "images_per_s", "data_wait")
+METRIC_COLUMNS = ("epoch", *TRAIN_COLUMNS, "fake_loss", "real_loss", "balanced_loss", "auc")
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -33,7 +34,7 @@ class RunLog:
         self.rows.append(record)
         for key, value in record.items():
             if key != "epoch" and value is not None:
-                self.writer.add_scalar(f"{'train' if key in ('train_loss', 'lr', 'replaced_crops') else 'val'}/{key}",
+                self.writer.add_scalar(f"{'train' if key in TRAIN_COLUMNS else 'val'}/{key}",
                                        value, record["epoch"])
         self.writer.flush()
         text = io.StringIO()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,13 +216,16 @@ def train_epoch(model: nn.Module, state: TrainState, loader: DataLoader, criteri
     encoder_frozen = epoch < args.freeze_epochs
     set_train_mode(model, frozen + ([bare.encoder] if encoder_frozen else []))
     loss_sum, replaced = 0.0, 0
+    clock = StepClock()
     progress = tqdm(total=steps, desc=f"epoch {epoch}", disable=not context.is_main, dynamic_ncols=True)
     for step, batch in enumerate(loader):
         if step == steps:
             break
+        clock.batch_arrived()
         loss = training_step(model, state, batch, criterion, precision, context.device, config["optimizer"]["clip"],
                              args.only_changed_frames, bare.encoder if encoder_frozen else None)
-        loss_sum += loss.item()
+        loss_sum += loss.item()  # waits for the device: the clock below sees the step's real end
+        clock.step_done()
         replaced += int(batch["replaced"].sum())
         progress.update()
         progress.set_postfix(loss=f"{loss_sum / (step + 1):.4f}", lr=f"{state.scheduler.get_last_lr()[0]:.2e}")
@@ -230,7 +234,35 @@ def train_epoch(model: nn.Module, state: TrainState, loader: DataLoader, criteri
         log.warning("epoch %d: %d unreadable crops were replaced by the next sample (paths logged above)",
                     epoch, replaced)
     return {"train_loss": loss_sum / max(steps, 1), "lr": state.scheduler.get_last_lr()[0],
-            "replaced_crops": replaced}
+            "replaced_crops": replaced,
+            "images_per_s": clock.images_per_second(config["optimizer"]["batch_size"] * context.world_size),
+            "data_wait": clock.waiting_share()}
+
+
+class StepClock:
+    """This rank's step rate and the share of its time spent waiting for the DataLoader, from the second step on
+    (the first includes worker start-up and, on CUDA, cuDNN autotuning)."""
+
+    def __init__(self):
+        self.steps, self.waited, self.started, self.last = 0, 0.0, None, None
+
+    def batch_arrived(self) -> None:
+        now = time.perf_counter()
+        if self.last is not None:
+            self.waited += now - self.last
+
+    def step_done(self) -> None:
+        self.last = time.perf_counter()
+        if self.started is None:
+            self.started = self.last
+        else:
+            self.steps += 1
+
+    def images_per_second(self, images_per_step: int) -> float | None:
+        return self.steps * images_per_step / (self.last - self.started) if self.steps else None
+
+    def waiting_share(self) -> float | None:
+        return self.waited / (self.last - self.started) if self.steps else None
 
 
 # ---------------------------------------------------------------- main
@@ -280,9 +312,11 @@ def run(args: argparse.Namespace, context: Context) -> None:
 
     run_log = RunLog(Path(args.logdir) / base.name, start_epoch=state.start_epoch) if context.is_main else None
     epochs = config["schedule"]["epochs"]
-    log.info("%s: %d process(es) on %s, %s, SyncBN %s; %d train / %d val crops; epochs %d..%d; frozen: stem+%d "
-             "stages", base.name, context.world_size, context.device, precision,
-             "on" if context.distributed and context.device.type == "cuda" else "off", len(train_set.all_rows),
+    log.info("%s: %d process(es) on %s, %s, SyncBN %s, %s; %d train / %d val crops; epochs %d..%d; frozen: "
+             "stem+%d stages", base.name, context.world_size, context.device, precision,
+             "on" if context.distributed and context.device.type == "cuda" else "off",
+             "channels-last" if memory_format(context.device) == torch.channels_last else "contiguous",
+             len(train_set.all_rows),
              len(val_set) if val_set else -1, state.start_epoch, epochs - 1, config["freeze"])
     if state.start_epoch >= epochs:
         log.info("%s has already run all %d epochs: nothing to do", resume, epochs)
