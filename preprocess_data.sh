@@ -7,9 +7,10 @@ usage() {
 usage: preprocess_data.sh DATA_ROOT [options]
 
 DATA_ROOT holds dfdc_train_part_N/ folders with *.mp4 and metadata.json. Writes DATA_ROOT/boxes, crops,
-landmarks, diffs, DATA_ROOT/folds.csv and DATA_ROOT/manifests/<step>.json (each step's settings and the
-videos it finished; the next step follows them). Reruns skip finished videos; a rerun with settings other
-than those on disk is refused before any work, naming both values.
+landmarks, landmarks68 (dlib's 68 points, real crops, for "fakes": "sbi"), diffs, DATA_ROOT/folds.csv and
+DATA_ROOT/manifests/<step>.json (each step's settings and the videos it finished; the next step follows
+them). Reruns skip finished videos; a rerun with settings other than those on disk is refused before any
+work, naming both values.
 
 options (passed to every step unless noted):
   --workers N                      worker processes (default: all cores)
@@ -60,6 +61,7 @@ step() {
 step detect_original_faces "${common_args[@]}" "${detect_args[@]}"
 step extract_crops "${common_args[@]}"
 step generate_landmarks "${common_args[@]}"
+step generate_landmarks68 "${common_args[@]}"
 step generate_diffs "${common_args[@]}"
 if [[ "$num_shards" -le 1 ]]; then
     step generate_folds "${common_args[@]}" "${folds_args[@]}"

@@ -67,3 +67,10 @@ def crop_face(frame: np.ndarray, box: Sequence[int], pad_divisor: int = CROP_PAD
     top, bottom = max(y1 - pad_h, 0), min(y2 + pad_h, height)
     left, right = max(x1 - pad_w, 0), min(x2 + pad_w, width)
     return frame[top:bottom, left:right]
+
+
+def box_in_crop(box: Sequence[int], pad_divisor: int = CROP_PAD_DIVISOR) -> tuple[int, int, int, int]:
+    """The full-resolution face box in the coordinates of its `crop_face` crop (whose top-left is clamped at 0)."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    left, top = max(x1 - (x2 - x1) // pad_divisor, 0), max(y1 - (y2 - y1) // pad_divisor, 0)
+    return x1 - left, y1 - top, x2 - left, y2 - top

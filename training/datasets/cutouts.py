@@ -5,13 +5,11 @@ All functions modify `image` (HxWx3 uint8) in place and draw their random number
 """
 from __future__ import annotations
 
-import importlib.util
-from functools import lru_cache
-from pathlib import Path
-
 import cv2
 import numpy as np
 from scipy.ndimage import binary_dilation, generate_binary_structure
+
+from core.landmarks68 import landmarks_68
 
 # MTCNN 5-point order of landmarks/<original>/<frame>_<actor>.npy (x, y in crop pixels).
 LEFT_EYE, RIGHT_EYE, NOSE, MOUTH_LEFT, MOUTH_RIGHT = range(5)
@@ -52,35 +50,12 @@ def remove_landmark(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Gen
     return "none"
 
 
-def dlib_shape_predictor_path() -> Path:
-    """The 68-point model file of the face_recognition_models package, found without importing it
-    (its __init__ imports pkg_resources, which current setuptools no longer provides)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("pip package face_recognition_models is not installed (it is in requirements.txt)")
-    return Path(spec.submodule_search_locations[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
-
-
-@lru_cache(maxsize=1)
-def _dlib_models():
-    """(HOG face detector, 68-point predictor), loaded once per process."""
-    import dlib
-
-    path = dlib_shape_predictor_path()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: dlib 68-point landmark model missing")
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path))
-
-
 def face_outline_68(image: np.ndarray) -> np.ndarray | None:
     """Jaw points 0-16 then brows 26 down to 17 of the first dlib face, as (N, 2) int32 x, y; None without a face."""
-    detector, predictor = _dlib_models()
-    faces = detector(image)
-    if len(faces) == 0:
+    points = landmarks_68(image)
+    if points is None:
         return None
-    shape = predictor(image, faces[0])
-    order = list(range(0, 17)) + list(range(26, 16, -1))
-    return np.array([[shape.part(i).x, shape.part(i).y] for i in order], dtype=np.int32)
+    return points[list(range(0, 17)) + list(range(26, 16, -1))]
 
 
 def blackout_hull_half(image: np.ndarray, outline: np.ndarray, rng: np.random.Generator) -> np.ndarray:

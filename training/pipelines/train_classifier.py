@@ -26,10 +26,12 @@ from core import runtime
 from core.card import CardError, card_from_config
 from core.checkpoints import save_checkpoint, snapshot_name
 from core.cli import HelpFormatter
+from core.layout import LANDMARKS68_DIR
 from core.models import PretrainedWeightsUnavailable, build_network
 from core.runtime import Context
 from training.datasets.classifier_dataset import (DataError, DatasetOptions, DeepFakeClassifierDataset, read_folds,
                                                   reseed_worker, select_rows)
+from training.datasets.sbi_dataset import SelfBlendedPairs, SelfBlendedValidation, collate_pairs, real_rows
 from training.losses import WeightedLosses, balanced_loss
 from training.pipelines.run_log import RunLog
 from training.pipelines.train_state import ResumeError, TrainState, capture_rng
@@ -141,35 +143,56 @@ def create_network(config: dict, args: argparse.Namespace) -> nn.Module:
 
 
 def make_datasets(config: dict, args: argparse.Namespace, context: Context):
-    """(train dataset, val dataset or None on ranks other than 0)."""
+    """(train dataset, val dataset or None on ranks other than 0); with "fakes": "sbi", real crops and their
+    self-blends only."""
     data_dir = Path(args.data_dir)
     folds_csv = Path(args.folds_csv) if Path(args.folds_csv).is_absolute() else data_dir / args.folds_csv
     folds = read_folds(folds_csv)
     options = DatasetOptions(data_root=data_dir, crops_dir=args.crops_dir, label_smoothing=args.label_smoothing,
                              hardcore=not args.no_hardcore, oversample_real=not args.no_oversample,
                              normalize_mean=config["normalize"]["mean"], normalize_std=config["normalize"]["std"])
+    sbi = config["fakes"] == "sbi"
+    if sbi:
+        check_sbi_inputs(data_dir, args)
+        folds = real_rows(folds)
     splits = {mode: select_rows(folds, args.fold, mode) for mode in ("train", "val")}
     for mode, rows in splits.items():
         if rows.empty:
-            raise DataError(f"{folds_csv}: no {mode} rows for --fold {args.fold} "
-                             f"(folds present: {sorted(folds['fold'].unique().tolist())})")
-    train = DeepFakeClassifierDataset(splits["train"], "train", options, create_train_transforms(config["size"]),
-                                      seed=args.seed)
-    val = (DeepFakeClassifierDataset(splits["val"], "val", options, create_val_transforms(config["size"]))
-           if context.is_main else None)
+            raise DataError(f"{folds_csv}: no {'real ' if sbi else ''}{mode} rows for --fold {args.fold} "
+                            f"(folds present: {sorted(folds['fold'].unique().tolist())})")
+    train_transforms, val_transforms = create_train_transforms(config["size"]), create_val_transforms(config["size"])
+    if sbi:
+        train = SelfBlendedPairs(splits["train"], options, train_transforms, seed=args.seed)
+        val = SelfBlendedValidation(splits["val"], options, val_transforms, seed=args.seed) if context.is_main else None
+        return train, val
+    train = DeepFakeClassifierDataset(splits["train"], "train", options, train_transforms, seed=args.seed)
+    val = DeepFakeClassifierDataset(splits["val"], "val", options, val_transforms) if context.is_main else None
     return train, val
+
+
+def check_sbi_inputs(data_dir: Path, args: argparse.Namespace) -> None:
+    """Refuse, before any work, what "fakes": "sbi" cannot use or does not do."""
+    if not (data_dir / LANDMARKS68_DIR).is_dir():
+        raise DataError(f"{data_dir}: \"fakes\": \"sbi\" needs the 68-point landmarks of the real crops, and "
+                        f"generate_landmarks68 has not run there: run preprocess_data.sh {data_dir} (finished "
+                        f"steps are skipped)")
+    if args.only_changed_frames:
+        raise DataError("--only-changed-frames selects fakes by their SSIM diff; self-blended fakes have none: "
+                        "drop the option with \"fakes\": \"sbi\"")
 
 
 def train_loader(dataset, batch_size: int, args: argparse.Namespace, context: Context,
                  epoch: int) -> DataLoader:
+    """batch_size images per step: with real/blend pair items, batch_size / 2 items."""
     sampler = None
     if context.distributed:
         sampler = DistributedSampler(dataset, num_replicas=context.world_size, rank=context.rank, shuffle=True,
                                      seed=args.seed, drop_last=True)
         sampler.set_epoch(epoch)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=sampler is None, drop_last=True,
-                      num_workers=args.workers, worker_init_fn=reseed_worker,
-                      pin_memory=context.device.type == "cuda")
+    pairs = isinstance(dataset, SelfBlendedPairs)
+    return DataLoader(dataset, batch_size=batch_size // 2 if pairs else batch_size, sampler=sampler,
+                      shuffle=sampler is None, drop_last=True, num_workers=args.workers, worker_init_fn=reseed_worker,
+                      collate_fn=collate_pairs if pairs else None, pin_memory=context.device.type == "cuda")
 
 
 # ---------------------------------------------------------------- one epoch
