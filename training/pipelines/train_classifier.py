@@ -363,9 +363,11 @@ def run(args: argparse.Namespace, context: Context) -> None:
             if improved:
                 state.best_metric = metric
                 run_log.write_predictions(result.video_predictions)
+            # The row first: a resume redoes the epochs after its checkpoint and drops their rows, so an
+            # interruption between the two writes can cost an epoch's work but never its row.
+            run_log.append(record)
             checkpoint = state.checkpoint(epoch, metric, config, card, rng)
             save_epoch_checkpoints(checkpoint, base, epoch, improved)
-            run_log.append(record)
         runtime.barrier(context)
     if run_log:
         run_log.close()
