@@ -87,16 +87,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--split", default=None,
                         help="with --dataset: FF++ split file (test.json); Celeb-DF test, train or a list file")
     parser.add_argument("--compression", default=None, help="with --dataset: FF++ compression folder (c23, c40, raw)")
-    parser.add_argument("--out-dir", type=Path, default=None, help="report folder; None: <predictions>_eval/")
-    parser.add_argument("--crops", type=Path, default=None, help="crop scores; None: <predictions>.crops.csv if present")
-    parser.add_argument("--top-mistakes", type=int, default=10)
+    parser.add_argument("--out-dir", type=Path, default=None, help="report folder; when None, <predictions>_eval/")
+    parser.add_argument("--crops", type=Path, default=None, help="crop scores; when None, <predictions>.crops.csv if present")
+    parser.add_argument("--top-mistakes", type=int, default=10,
+                        help="most confident mistakes shown in report.html with their face crops")
     parser.add_argument("--fit-calibration", type=Path, default=None, metavar="OUT.json",
                         help="fit a temperature and bias on these labelled scores and write them here")
     parser.add_argument("--calibration-folds", type=int, default=5,
                         help="k of the k-fold cross-validation that measures the calibration on unseen videos")
     parser.add_argument("--checkpoint", type=Path, nargs="+", default=None,
                         help="checkpoints the predictions were made with, recorded in the calibration file "
-                             "(None: from <predictions>.progress.jsonl)")
+                             "(when None, from <predictions>.progress.jsonl)")
     args = parser.parse_args(argv)
     if args.dataset is None and (args.split or args.compression):
         parser.error("--split and --compression need --dataset")

@@ -14,7 +14,7 @@ from core.layout import load_dataset
 from preprocessing.link_dataset import convert_collection
 from test_inference_helpers import write_video
 
-FRAMES = [np.full((32, 48, 3), 40 * i, np.uint8) for i in range(3)]
+FRAMES = [np.full((96, 128, 3), 40 * i, np.uint8) for i in range(3)]  # MTCNN fails on tiny frames
 
 
 def videos(folder: Path, *names: str) -> None:
@@ -160,3 +160,23 @@ def test_converter_command_line(ffpp, tmp_path, python):
     metadata = json.loads((tmp_path / "out/dfdc_train_part_0/metadata.json").read_text())
     assert metadata["Deepfakes_001_000.mp4"] == {"label": "FAKE", "original": "001.mp4"}
     assert len(metadata) == 6
+
+
+@pytest.mark.slow
+def test_predict_folder_names_rows_by_dataset_id(ffpp, tmp_path, python):
+    import torch
+
+    from core.models import DeepFakeClassifier
+    from test_inference_helpers import save_release_checkpoint
+
+    save_release_checkpoint(DeepFakeClassifier("efficientnet_lite0", pretrained=False), tmp_path / "model")
+    output = tmp_path / "ffpp.csv"
+    result = run_script(python, "predict_folder.py", "--weights-dir", tmp_path, "--models", "model", "--dataset", ffpp,
+                        "--split", ffpp / "test.json", "--output", output, "--workers", "0", "--encoder",
+                        "efficientnet_lite0", "--size", "128", "--frames-per-video", "2")
+    rows = output.read_text().splitlines()
+    assert rows[0] == "filename,label" and len(rows) == 7
+    assert "manipulated_sequences/Deepfakes/c23/videos/000_001.mp4,0.5" in rows  # no face in these tiny videos
+    assert "manipulated_sequences/Face2Face/c23/videos/000_001.mp4,0.5" in rows
+    assert "ffpp layout, 6 videos" in result.stderr
+    assert torch.__version__  # the checkpoint above was written with this torch

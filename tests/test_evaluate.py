@@ -70,3 +70,68 @@ def test_evaluate_rejects_unknown_labels(tmp_path, python):
     result = run_script(python, "evaluate.py", "--predictions", tmp_path / "sub.csv", "--labels",
                         tmp_path / "labels.csv", check=False)
     assert result.returncode != 0 and "a.mp4" in result.stderr and "maybe" in result.stderr
+
+
+def test_missing_inputs_get_one_line_each_before_any_metric(tmp_path, python):
+    (tmp_path / "sub.csv").write_text("filename,label\na.mp4,0.3\n")
+    result = run_script(python, "evaluate.py", "--predictions", tmp_path / "nope.csv", "--labels",
+                        tmp_path / "labels.csv", tmp_path / "meta.json", "--crops", tmp_path / "crops.csv", check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"error: --predictions {tmp_path / 'nope.csv'}: file not found",
+                     f"error: --labels {tmp_path / 'labels.csv'}: file not found",
+                     f"error: --labels {tmp_path / 'meta.json'}: file not found",
+                     f"error: --crops {tmp_path / 'crops.csv'}: file not found"]
+    assert not (tmp_path / "nope_eval").exists()
+
+
+def test_one_class_gives_null_and_a_note_not_nan(tmp_path, python):
+    (tmp_path / "sub.csv").write_text("filename,label\na.mp4,0.3\nb.mp4,0.9\n")
+    (tmp_path / "labels.csv").write_text("filename,label\na.mp4,FAKE\nb.mp4,FAKE\n")
+    out = tmp_path / "eval"
+    result = run_script(python, "evaluate.py", "--predictions", tmp_path / "sub.csv", "--labels",
+                        tmp_path / "labels.csv", "--out-dir", out, env={"PYTHONWARNINGS": "default"})
+    text = (out / "metrics.json").read_text()
+    assert "NaN" not in text
+    metrics = json.loads(text)
+    assert metrics["roc_auc"] is None and metrics["balanced_log_loss"] is None and metrics["fakes"] == 2
+    assert any("roc_auc" in note and "no reals" in note for note in metrics["notes"])
+    assert "no reals" in result.stderr and "Warning" not in result.stderr
+    assert "roc_auc                      n/a" in result.stdout
+    assert (out / "roc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_names_its_inputs_and_explains_each_metric(tmp_path, python):
+    from inference.report import METRIC_HELP
+
+    names = [f"v{i}.mp4" for i in range(len(Y))]
+    (tmp_path / "sub.csv").write_text("filename,label\n" + "".join(f"{n},{p}\n" for n, p in zip(names, P)))
+    (tmp_path / "labels.csv").write_text("filename,label,group\n" + "".join(
+        f"{n},{y},{'g1' if i % 2 else 'g2'}\n" for i, (n, y) in enumerate(zip(names, Y))))
+    (tmp_path / "sub.csv.progress.jsonl").write_text(json.dumps(
+        {"run_key": {"models": [{"name": "final_111.pt", "bytes": 1, "mtime_ns": 1}]}}) + "\n")
+    out = tmp_path / "eval"
+    result = run_script(python, "evaluate.py", "--predictions", tmp_path / "sub.csv", "--labels",
+                        tmp_path / "labels.csv", "--out-dir", out)
+    html = (out / "report.html").read_text()
+    assert "final_111.pt" in html and str(tmp_path / "sub.csv") in html and str(tmp_path / "labels.csv") in html
+    metrics = json.loads((out / "metrics.json").read_text())
+    for name in metrics:
+        if name not in ("groups", "inputs", "notes"):
+            assert METRIC_HELP[name] in html
+    assert set(metrics["groups"]) == {"g1", "g2"} and "g1" in result.stdout
+
+
+def test_help_shows_defaults(python):
+    result = run_script(python, "evaluate.py", "--help")
+    assert "(default: 5)" in result.stdout and "(default: 10)" in result.stdout
+
+
+def test_equal_error_rate_by_hand():
+    from inference.metrics import equal_error_rate
+
+    assert equal_error_rate([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 0.0
+    # reals 0.1, 0.6; fakes 0.4, 0.9: at any threshold in (0.4, 0.6) one real of two is called fake and one fake of
+    # two is missed
+    assert equal_error_rate([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9]) == pytest.approx(0.5)
+    assert compute_metrics(Y, P)["eer"] == pytest.approx(0.25)  # threshold 0.65: v5 (real 0.7) above, v2 (0.2) below
