@@ -12,9 +12,15 @@ ENV PYTHONUNBUFFERED=1 \
     PYTHONPATH=/workspace \
     OMP_WAIT_POLICY=PASSIVE \
     HF_HOME=/opt/cache/huggingface \
-    TORCH_HOME=/opt/cache/torch
+    TORCH_HOME=/opt/cache/torch \
+    DFDC_IN_IMAGE=1
 
-# OpenCV headless, PyAV, dlib-bin and torch wheels bundle their native libraries; only download tools are added.
+# DFDC_IN_IMAGE=1: test.sh, demo.sh and the other scripts use this image's Python and packages, never a .venv of
+# the mounted checkout (scripts/pinned_python.sh); download_dfdc.sh refuses to run here, because downloading
+# the dataset happens on the host (the Kaggle client and its token live there; see README "Docker").
+
+# OpenCV headless, PyAV, dlib-bin and torch wheels bundle their native libraries; only curl (for
+# weights/download_weights.sh) and certificates are added.
 # (Debian package versions are not pinned: the archive drops old versions, and these two are not in the results.)
 # hadolint ignore=DL3008
 RUN apt-get update \

@@ -1,12 +1,29 @@
 #!/usr/bin/env bash
-# Builds the Docker image from the Dockerfile next to this script.
-#   ./build.sh [TAG] [docker build options...]
-# TAG defaults to dfdc-detector:latest (or $DFDC_IMAGE). Extra options go to `docker build`, e.g.
-#   ./build.sh --build-arg BAKE_WEIGHTS=1      # bake the B7/B5 ImageNet weights into the image
-#   ./build.sh mylab/dfdc:v1 --no-cache
-# Proxy variables that are set (http_proxy, https_proxy, no_proxy, ftp_proxy and upper-case forms) are
-# passed as build args; when a proxy listens on localhost the build uses the host network to reach it.
+# Builds the Docker image from the Dockerfile next to this script. See usage below.
 set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: ./build.sh [TAG] [docker build options...]
+
+Builds the image from the Dockerfile next to this script (Python 3.11 with the pins of requirements.txt, the
+code copied in; about 7 GB). Run it afterwards with ./run.sh DATA_DIR [COMMAND...].
+
+  TAG      image name (default: $DFDC_IMAGE, else dfdc-detector:latest); run.sh reads DFDC_IMAGE too
+  options  passed to `docker build`, e.g.
+             ./build.sh --build-arg BAKE_WEIGHTS=1   bake the Noisy Student B7/B5 ImageNet weights into the
+                                                     image, so training needs no model hub (default 0)
+             ./build.sh mylab/dfdc:v1 --no-cache
+
+Proxy variables that are set (http_proxy, https_proxy, no_proxy, ftp_proxy and their upper-case forms) are
+passed as build args (names only: the values stay out of `docker history`); a proxy on localhost makes the
+build use the host network. Without Docker Hub, see README "Docker" for a locally made base image.
+EOF
+}
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+    usage
+    exit 0
+fi
 
 repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 tag="${DFDC_IMAGE:-dfdc-detector:latest}"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Fetches DFDC training parts and unpacks each into DATA_ROOT/dfdc_train_part_N/ (with its metadata.json).
+# Runs on the host (needs the Kaggle client and unzip), not in the Docker image.
 set -euo pipefail
 
 COMPETITION="${DFDC_COMPETITION:-deepfake-detection-challenge}"
@@ -16,8 +17,9 @@ usage: ./download_dfdc.sh DATA_ROOT [PARTS...] [--keep-zip] [--zips-dir DIR]
   PARTS       part numbers 0-$LAST_PART: "all" (default), "3", "0-2", "0 1 5", "0,1,5"
   --keep-zip  keep each zip after a successful unpack (default: delete it)
   --zips-dir  take the zips from DIR (downloaded in a browser) instead of the kaggle client
-Downloads with the official Kaggle client: pip install kaggle, an API token in ~/.kaggle/kaggle.json
-(or KAGGLE_USERNAME/KAGGLE_KEY), and the competition rules accepted at $RULES_URL.
+Run it on the host, not in the Docker image. Needs unzip and the official Kaggle client (pip install kaggle),
+an API token in ~/.kaggle/kaggle.json (or KAGGLE_USERNAME/KAGGLE_KEY), and the competition rules accepted at
+$RULES_URL.
 Parts already unpacked (DATA_ROOT/dfdc_train_part_N/metadata.json present) are skipped, so a rerun resumes.
 environment: DFDC_ZIP_NAME_FORMAT (default $ZIP_NAME_FORMAT), DFDC_MIN_FREE_GB (default $MIN_FREE_GB),
              DFDC_COMPETITION (default $COMPETITION)
@@ -197,7 +199,7 @@ ZIPS_DIR=""
 POSITIONAL=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        -h|--help) usage; exit 0 ;;
+        -h|--help) usage 2>&1; exit 0 ;;
         --keep-zip) KEEP_ZIP=1 ;;
         --zips-dir) [ $# -ge 2 ] || fail_usage "--zips-dir needs a folder"; ZIPS_DIR="$2"; shift ;;
         --zips-dir=*) ZIPS_DIR="${1#*=}" ;;
@@ -206,6 +208,15 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+if [ "${DFDC_IN_IMAGE:-0}" = 1 ]; then
+    cat >&2 <<'EOF'
+download_dfdc.sh runs on the host, not in the Docker image: the Kaggle client, its API token and unzip are set
+up there, and the parts land in the folder that ./run.sh mounts. On the host:
+  ./download_dfdc.sh DATA_ROOT [PARTS...]
+  ./run.sh DATA_ROOT ./preprocess_data.sh /dataset
+EOF
+    exit 1
+fi
 [ "${#POSITIONAL[@]}" -ge 1 ] || fail_usage "DATA_ROOT is missing"
 DATA_ROOT="${POSITIONAL[0]}"
 PART_ARGS=("${POSITIONAL[@]:1}")

@@ -21,8 +21,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "run: bash weights/download_weights.sh" >&2
     exit 1
 fi
-PYTHON="${PYTHON:-$REPO_DIR/.venv/bin/python}"
-[ -x "$PYTHON" ] || PYTHON=python3
-export PYTHONPATH="$REPO_DIR${PYTHONPATH:+:$PYTHONPATH}"
+REPO_ROOT="$REPO_DIR"
+source "$REPO_DIR/scripts/pinned_python.sh"
 exec "$PYTHON" "$REPO_DIR/predict_folder.py" --weights-dir "$WEIGHTS_DIR" --models "${MODELS[@]}" \
     --test-dir "$TEST_DIR" --output "$OUTPUT" "$@"

@@ -37,9 +37,7 @@ DATA_ROOT="$1"
 shift
 
 REPO_ROOT="$(cd "$(dirname "$0")" && pwd)"
-export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
-PYTHON=python
-[[ -x "$REPO_ROOT/.venv/bin/python" ]] && PYTHON="$REPO_ROOT/.venv/bin/python"
+source "$REPO_ROOT/scripts/pinned_python.sh"
 
 common_args=() detect_args=() folds_args=()
 num_shards="${WORLD_SIZE:-${SLURM_ARRAY_TASK_COUNT:-1}}"

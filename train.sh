@@ -51,10 +51,7 @@ DATA_ROOT="$(cd "$DATA_ROOT" && pwd)"
 
 REPO_ROOT="$(cd "$(dirname "$0")" && pwd)"
 cd "$REPO_ROOT"
-export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-PYTHON=python
-[[ -x "$REPO_ROOT/.venv/bin/python" ]] && PYTHON="$REPO_ROOT/.venv/bin/python"
+source "$REPO_ROOT/scripts/pinned_python.sh"
 CONFIG="${CONFIG:-configs/b7.json}"
 [[ -f "$CONFIG" ]] || { echo "error: CONFIG '$CONFIG' not found" >&2; fail_usage; }
 NAME="$(basename "$CONFIG" .json)"

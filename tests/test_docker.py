@@ -22,9 +22,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DEFAULT_IMAGE = "dfdc-detector:latest"
 
-# Scripts a user runs inside the image.
-EXPECTED_SCRIPTS = ["build.sh", "run.sh", "download_dfdc.sh", "preprocess_data.sh", "train.sh",
-                    "predict_submission.sh", "demo.sh"]
+# Scripts a user runs on the host (download_dfdc.sh: the Kaggle client and token live there), and in the image.
+HOST_SCRIPTS = ["build.sh", "run.sh", "download_dfdc.sh"]
+IMAGE_SCRIPTS = ["preprocess_data.sh", "train.sh", "predict_submission.sh", "demo.sh", "test.sh"]
 FORBIDDEN_APT_PACKAGES = {"vim", "nano", "mc", "glances", "git", "build-essential", "cmake", "gcc", "g++"}
 
 
@@ -150,7 +150,8 @@ def test_image_environment():
     base = next(a for k, a in instructions if k == "FROM")
     assert re.match(r"python:3\.11[.-]", base), f"the pins are tested on Python 3.11, not {base}"
     env = " ".join(a for k, a in instructions if k == "ENV")
-    for setting in ("PYTHONPATH=/workspace", "OMP_WAIT_POLICY=PASSIVE", "HF_HOME=/opt/cache/huggingface"):
+    for setting in ("PYTHONPATH=/workspace", "OMP_WAIT_POLICY=PASSIVE", "HF_HOME=/opt/cache/huggingface",
+                    "DFDC_IN_IMAGE=1"):
         assert setting in env.split(), setting
     assert "HF_HUB_OFFLINE" not in env, "offline mode is the user's choice (-e HF_HUB_OFFLINE=1)"
     assert ("WORKDIR", "/workspace") in instructions
@@ -170,7 +171,7 @@ def test_baked_weights_are_the_noisy_student_b7_and_b5():
     assert {"tf_efficientnet_b7.ns_jft_in1k", "tf_efficientnet_b5.ns_jft_in1k"} <= set(timm.list_pretrained("tf_efficientnet_b*"))
 
 
-@pytest.mark.parametrize("script", EXPECTED_SCRIPTS)
+@pytest.mark.parametrize("script", HOST_SCRIPTS + IMAGE_SCRIPTS)
 def test_script_exists_and_is_executable(script):
     path = REPO_ROOT / script
     assert path.is_file(), f"{script} is missing"
@@ -202,8 +203,10 @@ PROXIES = {"http_proxy": "http://proxy.example:3128", "HTTPS_PROXY": "http://pro
 def docker_env(tmp_path) -> dict:
     """Environment with the stand-in docker first on PATH, three proxies set and the others unset."""
     path = stand_in_on_path(tmp_path, "docker", FAKE_DOCKER)
+    # The host's view: none of the image's settings (the image sets HF_HOME and DFDC_IN_IMAGE), no proxies.
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy") and not k.startswith("DFDC_")}
-    env.pop("NO_GPU", None)
+    for name in ("NO_GPU", "HF_HOME"):
+        env.pop(name, None)
     env.update(PROXIES, PATH=path, HOME=str(tmp_path / "home"),
                FAKE_DOCKER_LOG=str(tmp_path / "docker_calls.jsonl"))
     return env
@@ -240,6 +243,54 @@ def test_build_passes_set_proxies_tag_and_extra_args(docker_env):
     argv = docker_calls(docker_env, "build")[-1]
     assert option_values(argv, "-t") == ["lab/dfdc:v2"]
     assert "--network=host" in argv, "a proxy on localhost is only reachable from the host network"
+
+
+def test_build_help_exits_0_with_the_usage_and_builds_nothing(docker_env):
+    result = run_repo_script(docker_env, "build.sh", "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: ./build.sh [TAG]")
+    assert "BAKE_WEIGHTS=1" in result.stdout and "dfdc-detector:latest" in result.stdout
+    assert not docker_calls(docker_env, "build") and not docker_calls(docker_env, "info")
+
+
+def fake_checkout(tmp_path: Path) -> Path:
+    """A checkout holding the environment scripts and a host .venv whose interpreter link is dangling, as a
+    host .venv seen through run.sh's mount."""
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    for name in ("scripts/ensure_venv.sh", "scripts/pinned_python.sh", "requirements.txt"):
+        (checkout / name).write_bytes((REPO_ROOT / name).read_bytes())
+    (checkout / ".venv" / "bin").mkdir(parents=True)
+    (checkout / ".venv" / "bin" / "python").symlink_to("/home/someone/.pyenv/versions/3.11.9/bin/python3.11")
+    return checkout
+
+
+def test_in_the_image_test_and_demo_use_the_image_python_not_a_mounted_venv(tmp_path):
+    checkout = fake_checkout(tmp_path)
+    image_python = Path(sys.executable).parent  # stands in for the image's /usr/local/bin
+    env = {"PATH": f"{image_python}{os.pathsep}/usr/bin:/bin", "HOME": str(tmp_path), "DFDC_IN_IMAGE": "1"}
+    result = subprocess.run(["bash", "-c", 'source scripts/ensure_venv.sh && echo "$PYTHON" && command -v python3 '
+                             '&& python3 -c "import torch, sys; print(sys.prefix)" && echo "$PYTHONPATH"'],
+                            cwd=checkout, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    python, found, prefix, pythonpath = result.stdout.split()
+    assert python == "python3" and Path(found).parent == image_python and prefix == sys.prefix
+    assert pythonpath == str(checkout)
+    assert "Setting up" not in result.stderr
+    assert sorted(p.name for p in (checkout / ".venv").rglob("*")) == ["bin", "python"], "the .venv was touched"
+
+
+def test_train_sh_uses_the_image_python_in_the_image_and_the_venv_on_the_host(tmp_path):
+    in_image = subprocess.run(["bash", "train.sh", str(tmp_path), "1"], cwd=REPO_ROOT, capture_output=True, text=True,
+                              env={**os.environ, "DRY_RUN": "1", "DFDC_IN_IMAGE": "1"}, timeout=60)
+    assert in_image.returncode == 0, in_image.stderr
+    assert in_image.stdout.startswith("python3 -u -m torch.distributed.run")
+    on_host = subprocess.run(["bash", "train.sh", str(tmp_path), "1"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             env={k: v for k, v in {**os.environ, "DRY_RUN": "1"}.items() if k != "DFDC_IN_IMAGE"},
+                             timeout=60)
+    venv_python = REPO_ROOT / ".venv" / "bin" / "python"
+    expected = str(venv_python) if os.access(venv_python, os.X_OK) else "python3"
+    assert on_host.stdout.startswith(f"{expected} -u -m torch.distributed.run"), on_host.stdout
 
 
 def test_build_without_docker_or_engine_fails_clearly(docker_env, tmp_path):
@@ -282,6 +333,16 @@ def test_run_mounts_data_and_checkout_with_gpu_ipc_user_and_proxies(docker_env, 
     assert sorted(e for e in passed_env if "proxy" in e.lower()) == sorted(PROXIES)
     assert not any("=" in e for e in passed_env if "proxy" in e.lower()), "proxy values stay off the command line"
     assert "-t" not in options and "-it" not in options, "no TTY requested when stdin is not a terminal"
+
+
+def test_run_mounts_the_model_cache_named_by_hf_home_or_dfdc_hf_cache(docker_env, tmp_path):
+    for env, host_cache in (({"HF_HOME": str(tmp_path / "hf home")}, tmp_path / "hf home"),
+                            ({"HF_HOME": str(tmp_path / "hf home"), "DFDC_HF_CACHE": str(tmp_path / "cache")},
+                             tmp_path / "cache")):
+        result = run_repo_script({**docker_env, **env}, "run.sh", tmp_path)
+        assert result.returncode == 0, result.stderr
+        volumes = option_values(docker_calls(docker_env, "run")[-1], "-v")
+        assert f"{host_cache}:/opt/cache/huggingface" in volumes and host_cache.is_dir(), volumes
 
 
 def test_run_without_gpu_runtime_or_with_baked_weights(docker_env, tmp_path):

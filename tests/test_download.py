@@ -1,6 +1,7 @@
 """download_dfdc.sh against a stand-in `kaggle` client placed first on PATH.
 
-The stand-in answers `kaggle competitions download COMPETITION -f FILE -p DIR` the way the real client
+The script runs on the host (it needs unzip and the Kaggle client, which the Docker image does not have); in
+the image it refuses with directions. The stand-in answers `kaggle competitions download COMPETITION -f FILE -p DIR` the way the real client
 does: it writes DIR/FILE, or prints Kaggle's refusal and exits 1. It logs every call so the tests can
 tell whether a rerun touched the network.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -48,11 +50,14 @@ print(f"Downloading {{file_name}} to {{out_dir}}")
 
 @pytest.fixture
 def kaggle_env(tmp_path) -> dict:
-    """Environment with the stand-in kaggle first on PATH, a fake token, and a HOME without kaggle.json."""
+    """A host's environment with the stand-in kaggle first on PATH, a fake token, and a HOME without kaggle.json."""
+    if shutil.which("unzip") is None:
+        pytest.skip("download_dfdc.sh runs on the host, with unzip; this machine (e.g. the Docker image) has none")
     path = stand_in_on_path(tmp_path, "kaggle", FAKE_KAGGLE)
     home = tmp_path / "home"
     home.mkdir()
-    return {**os.environ, "PATH": path, "HOME": str(home),
+    host = {k: v for k, v in os.environ.items() if k != "DFDC_IN_IMAGE"}
+    return {**host, "PATH": path, "HOME": str(home),
             "KAGGLE_USERNAME": "someone", "KAGGLE_KEY": "not-a-real-key",
             "FAKE_KAGGLE_LOG": str(tmp_path / "kaggle_calls.jsonl"), "DFDC_MIN_FREE_GB": "0"}
 
@@ -180,3 +185,13 @@ def test_bad_arguments_and_low_disk_space(kaggle_env, tmp_path):
     result = download(kaggle_env, tmp_path / "dfdc", "0", DFDC_MIN_FREE_GB="100000000")
     assert result.returncode != 0 and "Not enough free space" in result.stderr
     assert kaggle_calls(kaggle_env) == []
+
+
+def test_in_the_image_it_refuses_and_says_to_download_on_the_host(tmp_path):
+    result = download({**os.environ, "DFDC_IN_IMAGE": "1"}, tmp_path / "dfdc", "0")
+    assert result.returncode == 1
+    assert "runs on the host, not in the Docker image" in result.stderr
+    assert "./download_dfdc.sh DATA_ROOT" in result.stderr and "./run.sh DATA_ROOT" in result.stderr
+    assert not (tmp_path / "dfdc").exists()
+    help_text = download({**os.environ, "DFDC_IN_IMAGE": "1"}, "--help")
+    assert help_text.returncode == 0 and "usage: ./download_dfdc.sh" in help_text.stdout

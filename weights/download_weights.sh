@@ -33,10 +33,10 @@ for name in "${NAMES[@]}"; do
 done
 
 echo "checking that every checkpoint loads strictly..."
-PYTHON="${PYTHON:-$REPO_DIR/.venv/bin/python}"
-[ -x "$PYTHON" ] || PYTHON=python3
+REPO_ROOT="$REPO_DIR"
+source "$REPO_DIR/scripts/pinned_python.sh"
 cd "$REPO_DIR"
-PYTHONPATH="$REPO_DIR${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m core.checkpoints \
+"$PYTHON" -m core.checkpoints \
     --encoder tf_efficientnet_b7_ns "${NAMES[@]/#/$WEIGHTS_DIR/}" || {
     echo "error: a checkpoint did not load (see above); delete it and rerun to download it again" >&2
     exit 1
