@@ -61,7 +61,7 @@ class Sizes:
 FULL = Sizes(device="cuda", train_config="configs/b7.json", train_overrides=(), train_steps=300, train_workers=8,
              crop_size=300, encoder="tf_efficientnet_b7_ns", input_size=380, models=7, videos=40, distinct_videos=8,
              video_size=(1920, 1080), video_frames=300, frames_per_video=32, predict_workers=8, compile_backend="inductor",
-             section_timeout=300)
+             section_timeout=420)
 DRY = Sizes(device="cpu", train_config="configs/demo_cpu.json",
             train_overrides=("size=64", "optimizer.batch_size=2"), train_steps=3, train_workers=0, crop_size=64,
             encoder="efficientnet_lite0", input_size=64, models=2, videos=2, distinct_videos=2,

@@ -183,13 +183,18 @@ def test_two_shards_make_the_same_outputs_as_one_run(preprocessed_demo, demo_roo
     for index in ("0", "1"):
         run_steps(root, "--num-shards", "2", "--shard-index", index)
     generate_folds.main(["--root-dir", str(root)])
-    assert set(output_files(root)) == set(output_files(preprocessed_demo))
+    assert_same_outputs(root, preprocessed_demo)
+
+
+def assert_same_outputs(root: Path, reference: Path) -> None:
+    """The same output files, boxes and folds.csv as the reference run (also used by tests/test_scale.py)."""
+    assert set(output_files(root)) == set(output_files(reference))
     for boxes_file in (root / "boxes").iterdir():
-        sharded, single = (load_boxes(r / "boxes" / boxes_file.name) for r in (root, preprocessed_demo))
+        sharded, single = (load_boxes(r / "boxes" / boxes_file.name) for r in (root, reference))
         assert sharded.keys() == single.keys()
         for frame in sharded:
             np.testing.assert_allclose(sharded[frame], single[frame], atol=1e-2)
-    assert (root / "folds.csv").read_text() == (preprocessed_demo / "folds.csv").read_text()
+    assert (root / "folds.csv").read_text() == (reference / "folds.csv").read_text()
 
 
 def test_bad_videos_are_reported_and_the_rest_completes(demo_root, tmp_path):
