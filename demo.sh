@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
-# The whole pipeline on the built-in offline demo data, on the CPU:
-#   demo dataset -> preprocess_data.sh -> train (configs/demo_cpu.json) -> predict_folder.py on the holdout part -> evaluate.py
-# Usage: ./demo.sh [--clean]     (--clean deletes demo_data/ and demo_output/ and starts over)
-# Each stage is skipped when its output is complete, so a rerun (or a run after an interruption) goes on where it stopped.
+# The whole pipeline on the built-in offline demo data, on the CPU. See usage below.
 set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: ./demo.sh [--clean]
+
+The whole pipeline on the built-in offline demo data, on the CPU:
+  demo dataset -> preprocess_data.sh -> train (configs/demo_cpu.json) -> predict_folder.py on the holdout part
+  -> evaluate.py
+Writes demo_data/ (videos, crops, folds.csv) and demo_output/ (checkpoints, loss.png, predictions.csv, report/).
+Each stage is skipped when its output is complete, so a rerun (or a run after an interruption) goes on where it
+stopped.
+
+  --clean  delete demo_data/ and demo_output/ first and start over
+EOF
+}
 cd "$(dirname "$0")"
 
 DATA=demo_data
@@ -14,7 +26,7 @@ HOLDOUT_PART=dfdc_train_part_0
 
 case "${1:-}" in
     --clean) rm -rf "$DATA" "$OUT"; shift ;;
-    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     "") ;;
     *) echo "unknown option: $1 (usage: ./demo.sh [--clean])" >&2; exit 2 ;;
 esac

@@ -15,6 +15,8 @@ import re
 import sys
 from pathlib import Path
 
+from core.cli import HelpFormatter
+
 EPOCH_LINE = re.compile(r"^\[val\] epoch (\d+)")
 LOSS_LINE = re.compile(r"^(fake_loss|real_loss)\s+([-+0-9.eE]+|nan)")
 
@@ -83,7 +85,7 @@ def plot(epochs: dict[int, dict[str, float]], weighted: dict[int, float], select
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--log-file", type=Path, help="trainer stdout log (e.g. logs/b7_111)")
     source.add_argument("--metrics", type=Path, help="metrics.csv of a run")

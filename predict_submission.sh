@@ -3,8 +3,15 @@
 # release files have none, so they get the original's: B7, 380 px, 32 frames).
 # Usage: bash predict_submission.sh TEST_DIR OUTPUT_CSV [extra predict_folder.py options, e.g. --workers 8]
 set -euo pipefail
+USAGE="usage: bash predict_submission.sh TEST_DIR OUTPUT_CSV [predict_folder.py options]
+Scores every video in TEST_DIR with the seven released B7 checkpoints in \$WEIGHTS_DIR (default: weights/, from
+bash weights/download_weights.sh) and writes OUTPUT_CSV; see python predict_folder.py --help for the options."
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+    echo "$USAGE"
+    exit 0
+fi
 if [ "$#" -lt 2 ]; then
-    echo "usage: bash predict_submission.sh TEST_DIR OUTPUT_CSV [predict_folder.py options]" >&2
+    echo "$USAGE" >&2
     exit 2
 fi
 TEST_DIR="$1"; OUTPUT="$2"; shift 2

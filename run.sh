@@ -21,9 +21,12 @@ environment:
 EOF
 }
 
-if [ $# -lt 1 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+    usage 2>&1
+    exit 0
+fi
+if [ $# -lt 1 ]; then
     usage
-    [ $# -ge 1 ] && exit 0
     exit 2
 fi
 if [ ! -d "$1" ]; then

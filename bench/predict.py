@@ -28,12 +28,13 @@ import kernel_utils as ku  # noqa: E402
 from core import runtime  # noqa: E402
 from core.card import ModelCard  # noqa: E402
 from core.checkpoints import load_classifier  # noqa: E402
+from core.cli import HelpFormatter  # noqa: E402
 from core.models import DeepFakeClassifier  # noqa: E402
 from inference.pipeline import PredictionConfig, predict_videos, stage_seconds  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("test_dir", type=Path)
     parser.add_argument("--weights-dir", type=Path, default=Path("weights"))
     parser.add_argument("--models", nargs="*", default=None, help="checkpoint names in --weights-dir")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.cli import HelpFormatter  # noqa: E402
 from core.layout import load_dataset  # noqa: E402
 from core.runtime import run_parallel  # noqa: E402
 from core.video import iter_frames  # noqa: E402
@@ -46,7 +47,7 @@ def decode_floor(paths: list[Path], stride: int, half: bool, workers: int) -> fl
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     parser.add_argument("data_root", type=Path)
     parser.add_argument("--frame-stride", type=int, nargs="+", default=[10], help="detect strides to time")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)

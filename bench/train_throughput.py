@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from training.losses import WeightedLosses  # noqa: E402
 from training.pipelines import train_classifier as trainer  # noqa: E402
 from core import runtime  # noqa: E402
+from core.cli import HelpFormatter  # noqa: E402
 from training.tools.optim import create_optimizer, create_scheduler  # noqa: E402
 
 LANDMARKS = np.array([[70, 80], [130, 80], [100, 110], [75, 145], [125, 145]], dtype=np.int16)
@@ -97,7 +98,7 @@ def synchronize(device: torch.device) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     parser.add_argument("config")
     parser.add_argument("--data-dir", default=None, help="a preprocessed DATA_ROOT (default: synthetic data)")
     parser.add_argument("--steps", type=int, default=20, help="timed batches per measurement")

@@ -23,6 +23,7 @@ from torch import nn
 
 from core.atomic import atomic_write
 from core.card import RELEASE_CARD, CardError, ModelCard
+from core.cli import HelpFormatter
 from core.models import DeepFakeClassifier
 
 MODULE_PREFIX = "module."
@@ -172,7 +173,7 @@ def load_classifier(path: Path, device: torch.device | str = "cpu", dtype: torch
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Check that checkpoint files load strictly into DeepFakeClassifier "
                                                  "and print their model cards.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--encoder", default=None, help="override the card's encoder")
     parser.add_argument("--trusted-checkpoints", action="store_true", help="load with weights_only=False")

@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 from core.atomic import atomic_write_bytes, atomic_write_json
+from core.cli import HelpFormatter
 from core.runtime import run_parallel
 
 FORMAT_VERSION = 1
@@ -637,7 +638,7 @@ def make_demo_dataset(out_dir, seed: int = 0, parts=(0, 3, 6, 9), reals_per_part
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--parts", type=int, nargs="+", default=[0, 3, 6, 9],

@@ -6,6 +6,7 @@ import logging
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
+from core.cli import HelpFormatter
 from core.layout import VideoEntry, load_dataset, unlisted_videos
 from core.runtime import run_parallel
 from core.video import VideoReadError
@@ -16,7 +17,7 @@ log = logging.getLogger("preprocessing")
 
 
 def make_parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
     add_common_args(parser)
     return parser
 

@@ -10,8 +10,15 @@ WEIGHTS_DIR="$(cd "$(dirname "$0")" && pwd)"
 REPO_DIR="$(dirname "$WEIGHTS_DIR")"
 # The seven checkpoints of the winning submission (the original's predict_submission.sh).
 mapfile -t NAMES < "$WEIGHTS_DIR/release_models.txt"
+USAGE="usage: bash weights/download_weights.sh   (takes no arguments; writes into $WEIGHTS_DIR)
+Downloads the seven released B7 checkpoints (about 7 x 255 MB; interrupted downloads resume), then checks that
+each loads strictly."
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+    echo "$USAGE"
+    exit 0
+fi
 if [ "$#" -gt 0 ]; then
-    echo "usage: bash weights/download_weights.sh   (takes no arguments; writes into $WEIGHTS_DIR)" >&2
+    echo "$USAGE" >&2
     exit 2
 fi
 command -v curl >/dev/null || { echo "error: curl is not installed" >&2; exit 1; }
