@@ -13,8 +13,9 @@ evaluate.py --dataset ROOT expects them.
 Calibration: --calibration FILE (written by evaluate.py --fit-calibration) maps every scored video's P(fake) to
 sigmoid(logit(p) / T + b); a video that could not be scored keeps 0.5, and the crop scores in OUTPUT.crops.csv stay
 the model's raw ones (the fit is of video scores). A file fitted for other checkpoints is refused. When it was fitted
-for the single checkpoint of the run, that checkpoint's card (as printed) carries it. The progress file holds raw
-scores, so changing --calibration rescores nothing.
+for the single checkpoint of the run, that checkpoint's card (as used) carries it. Without --calibration, a single
+checkpoint whose stored card carries a calibration is calibrated by it. The progress file holds raw scores, so
+changing --calibration rescores nothing.
 
 Model card: each checkpoint carries the settings it was trained for (encoder, input size, mean/std, frames per
 video, detector thresholds, crop rule, aggregation); the winner's 2020 files get the original's card (B7, 380 px,
@@ -128,12 +129,37 @@ def videos_to_score(args: argparse.Namespace) -> list[tuple[Path, str]]:
     return [(video.path, video.id) for video in collection.videos]
 
 
-def load_calibration(args: argparse.Namespace, loaded: list[LoadedClassifier], verbose: bool) -> Calibration | None:
-    """The --calibration fit, checked against the run's checkpoints; set on the card when it is the one checkpoint's."""
+def read_checked_calibration(args: argparse.Namespace) -> tuple[Calibration, list[dict] | None, str | None] | None:
+    """(the --calibration fit, the checkpoints it names, a note), refused (CalibrationError) when it was fitted for
+    other checkpoints than --models; checked before any model is loaded."""
     if args.calibration is None:
         return None
     calibration, fitted_for = read_calibration(args.calibration)
-    note = check_checkpoints(args.calibration, fitted_for, [progress.checkpoint_identity(i.path) for i in loaded])
+    paths = [args.weights_dir / name for name in args.models]
+    if not all(path.is_file() for path in paths):  # loading the models names the missing file
+        return calibration, fitted_for, None
+    used = [progress.checkpoint_identity(path) for path in paths]
+    return calibration, fitted_for, check_checkpoints(args.calibration, fitted_for, used)
+
+
+def use_calibration(args: argparse.Namespace, checked, loaded: list[LoadedClassifier],
+                    verbose: bool) -> Calibration | None:
+    """The calibration to apply: --calibration (set on the card when it was fitted for the run's one checkpoint),
+    else the one a single checkpoint's card carries; CalibrationError for cards with calibrations in an ensemble."""
+    if checked is None:
+        carried = [item for item in loaded if item.card.calibration is not None]
+        if not carried:
+            return None
+        if len(loaded) > 1:
+            raise CalibrationError(f"the cards of {', '.join(item.path.name for item in carried)} carry a calibration "
+                                   f"each, fitted for that checkpoint alone; an ensemble needs its own: fit one with "
+                                   f"evaluate.py --fit-calibration and pass --calibration")
+        calibration = Calibration(**loaded[0].card.calibration)
+        if verbose:
+            print(f"[predict] calibration from {loaded[0].path.name}'s card: p' = sigmoid(logit(p) / "
+                  f"{calibration.temperature:.4f} {calibration.bias:+.4f}) on every scored video", file=sys.stderr)
+        return calibration
+    calibration, fitted_for, note = checked
     recorded = ""
     if fitted_for is not None and len(loaded) == 1:
         loaded[0].card = dataclasses.replace(loaded[0].card, calibration=calibration.card_value())
@@ -183,6 +209,11 @@ def _rank_label(context: runtime.Context) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     videos_in_folder = videos_to_score(args)
+    try:
+        checked_calibration = read_checked_calibration(args)
+    except CalibrationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     context = runtime.init(args.device)
     dtype = runtime.pick_dtype(context.device, args.precision)
     try:
@@ -202,7 +233,7 @@ def main(argv=None) -> int:
                            f"{config.detector_device.type}, {config.frames_per_detector_call} frames per call",
                            args.test_dir or args.dataset, args.save_crops)
     try:  # after the run key: progress files hold raw scores, calibrated when the outputs are written
-        calibration = load_calibration(args, loaded, context.is_main)
+        calibration = use_calibration(args, checked_calibration, loaded, context.is_main)
     except CalibrationError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ Fields (all plain JSON values in the checkpoint, under "card"):
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -32,6 +33,14 @@ AGGREGATIONS = ("confident", "mean")
 
 class CardError(ValueError):
     """A card that is malformed, or cards that cannot be used together; the message names the files."""
+
+
+def _valid_calibration(value) -> bool:
+    if not isinstance(value, dict) or set(value) != {"temperature", "bias"}:
+        return False
+    temperature, bias = value["temperature"], value["bias"]
+    return (isinstance(temperature, (int, float)) and isinstance(bias, (int, float)) and temperature > 0
+            and math.isfinite(temperature) and math.isfinite(bias))
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,9 @@ class ModelCard:
             raise CardError(f"aggregation {self.aggregation!r} is not one of {', '.join(AGGREGATIONS)}")
         if int(self.input_size) <= 0 or int(self.frames_per_video) <= 0:
             raise CardError("input_size and frames_per_video must be positive")
+        if self.calibration is not None and not _valid_calibration(self.calibration):
+            raise CardError(f"calibration {self.calibration!r}: expected None or {{\"temperature\": T > 0, "
+                            f"\"bias\": b}} (see evaluate.py --fit-calibration)")
         if self.detector_downscale != DETECTOR_DOWNSCALE:
             raise CardError(f"detector_downscale {self.detector_downscale}: only {DETECTOR_DOWNSCALE} (half-size "
                             f"frames, as the original) is implemented")

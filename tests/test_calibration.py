@@ -86,7 +86,7 @@ def scored_folder(tmp_path_factory):
     save_release_checkpoint(DeepFakeClassifier("efficientnet_lite0", pretrained=False), root / "model")
     output = root / "out" / "raw.csv"
     run_script(sys.executable, *predict_args(root, output))
-    return root, output
+    return root, output, read_scores(output)  # the raw scores: a test below rewrites the output calibrated
 
 
 def predict_args(root, output):
@@ -101,8 +101,7 @@ def read_scores(path):
 
 
 def test_predict_folder_applies_calibration_monotonically(scored_folder, python, tmp_path):
-    root, output = scored_folder
-    raw = read_scores(output)
+    root, output, raw = scored_folder
     raw_crops = (output.parent / "raw.csv.crops.csv").read_text()
     calibration = tmp_path / "calibration.json"
     calibration.write_text(json.dumps({"temperature": 0.5, "bias": 0.3, "checkpoints": None}))
@@ -120,10 +119,29 @@ def test_predict_folder_applies_calibration_monotonically(scored_folder, python,
 
 
 def test_calibration_of_another_checkpoint_is_refused(scored_folder, python, tmp_path):
-    root, output = scored_folder
+    root, _output, _raw = scored_folder
     calibration = tmp_path / "calibration.json"
     other = {"name": "model", "bytes": 1, "mtime_ns": 1}
     calibration.write_text(json.dumps({"temperature": 2.0, "bias": 0.0, "checkpoints": [other]}))
     result = run_script(python, *predict_args(root, tmp_path / "x.csv"), "--calibration", calibration, check=False)
     assert result.returncode == 2 and "was fitted for model" in result.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_calibration_in_the_checkpoint_card_is_applied(scored_folder, python, tmp_path):
+    from core.card import ModelCard
+    from core.checkpoints import read_checkpoint
+
+    root, _output, raw = scored_folder
+    checkpoint = read_checkpoint(root / "model")
+    card = ModelCard("efficientnet_lite0", 128, frames_per_video=4, calibration={"temperature": 2.0, "bias": -0.5})
+    torch.save({"state_dict": checkpoint["state_dict"], "card": card.to_dict()}, tmp_path / "carded")
+    out = tmp_path / "carded.csv"
+    result = run_script(python, "predict_folder.py", "--weights-dir", tmp_path, "--models", "carded", "--test-dir",
+                        root / "videos", "--output", out, "--workers", "0")
+    assert "calibration from carded's card" in result.stderr
+    carded = read_scores(out)
+    scored = sorted(name for name in raw if name != "noface.mp4")
+    expected = Calibration(2.0, -0.5).apply(np.array([raw[n] for n in scored]))
+    assert [carded[n] for n in scored] == pytest.approx(list(expected), abs=1e-5)
