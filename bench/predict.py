@@ -24,6 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.allocator import use_steady_allocator  # noqa: E402
+
+use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
+
 import kernel_utils as ku  # noqa: E402
 from core import runtime  # noqa: E402
 from core.card import ModelCard  # noqa: E402

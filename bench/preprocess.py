@@ -17,6 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.allocator import use_steady_allocator  # noqa: E402
+
+use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
+
 from core.cli import HelpFormatter  # noqa: E402
 from core.layout import load_dataset  # noqa: E402
 from core.runtime import run_parallel  # noqa: E402

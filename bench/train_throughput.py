@@ -22,6 +22,10 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from core.allocator import use_steady_allocator  # noqa: E402
+
+use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
+
 from training.losses import WeightedLosses  # noqa: E402
 from training.pipelines import train_classifier as trainer  # noqa: E402
 from core import runtime  # noqa: E402

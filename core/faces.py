@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import torch
 
 # MTCNN thresholds of the three cascade stages, per use, as in the original.
 DETECT_THRESHOLDS = (0.85, 0.95, 0.95)  # preprocessing: boxes of the REAL videos
@@ -17,8 +16,10 @@ CROP_PAD_DIVISOR = 3  # the crop adds side // 3 on each side of the box
 def make_mtcnn(thresholds: Sequence[float], device: torch.device | str = "cpu"):
     """facenet-pytorch MTCNN as the original configures it: every face, largest first, margin 0.
 
-    The weights ship inside the facenet-pytorch wheel, so this works offline.
+    The weights ship inside the facenet-pytorch wheel, so this works offline. torch is imported here, not at the
+    top: extract_crops uses this module's crop rule and must not load torch (core.processes says why).
     """
+    import torch
     from facenet_pytorch import MTCNN
 
     return MTCNN(margin=0, thresholds=list(thresholds), keep_all=True, select_largest=True,

@@ -10,11 +10,13 @@ import os
 import random
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Sequence, TypeVar
 
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from core.processes import limit_library_threads, run_parallel, world_from_env  # noqa: F401 (their home)
 
 T = TypeVar("T")
 PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
@@ -70,16 +72,6 @@ class Context:
         return sorted(items)[self.rank::self.world_size]
 
 
-def world_from_env() -> tuple[int, int]:
-    """(world size, rank) from torchrun (WORLD_SIZE/RANK) or a SLURM array, else (1, 0)."""
-    if "WORLD_SIZE" in os.environ and "RANK" in os.environ:
-        return int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
-    if "SLURM_ARRAY_TASK_COUNT" in os.environ and "SLURM_ARRAY_TASK_ID" in os.environ:
-        first = int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
-        return int(os.environ["SLURM_ARRAY_TASK_COUNT"]), int(os.environ["SLURM_ARRAY_TASK_ID"]) - first
-    return 1, 0
-
-
 def init(device_choice: str | None = "auto") -> Context:
     """Pick this rank's device and join the torchrun process group when WORLD_SIZE > 1."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -126,30 +118,3 @@ def share_cpu_threads() -> None:
     if "OMP_NUM_THREADS" not in os.environ:
         local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_processes))
-
-
-def limit_library_threads() -> None:
-    """One thread per worker process: parallelism comes from the worker pool, not from OpenMP/OpenCV."""
-    import cv2
-
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    torch.set_num_threads(1)
-    cv2.setNumThreads(0)
-    cv2.ocl.setUseOpenCL(False)
-
-
-def run_parallel(function: Callable, jobs: Sequence, workers: int, desc: str) -> Iterator:
-    """Map `function` over jobs with a process pool (or inline for one worker), with a tqdm bar; yields results
-    in completion order."""
-    from tqdm import tqdm
-
-    if workers <= 1 or len(jobs) <= 1:
-        for job in tqdm(jobs, desc=desc):
-            yield function(job)
-        return
-    import multiprocessing as mp
-
-    with mp.get_context("spawn").Pool(workers, initializer=limit_library_threads) as pool:
-        yield from tqdm(pool.imap_unordered(function, jobs), total=len(jobs), desc=desc)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable, TypeVar
 
 from core.atomic import atomic_write_bytes
-from core.runtime import world_from_env
+from core.processes import world_from_env
 
 T = TypeVar("T")
 

@@ -1,10 +1,14 @@
 """Step 1: MTCNN face boxes for every REAL video, on half-size frames.
 
-Worker processes decode videos (only every --frame-stride-th frame is converted); the main process runs the
-detector on batches of equally sized frames, taken across videos, and writes boxes/<id>.json per video:
+Worker processes decode videos (only every --frame-stride-th frame is converted) and never load torch; the main
+process runs the detector on batches of equally sized frames, taken across videos, and writes boxes/<id>.json per video:
 {"<true frame index>": [[x1, y1, x2, y2], ...] in half-resolution pixels, largest face first | null}.
 """
 from __future__ import annotations
+
+from core.allocator import use_steady_allocator
+
+use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
 
 import logging
 import math
@@ -16,13 +20,12 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from core.atomic import atomic_write_json
 from core.faces import DETECT_THRESHOLDS, DETECTOR_DOWNSCALE, detect_batch, make_mtcnn
 from core.layout import VideoEntry, boxes_path
-from core.runtime import limit_library_threads, pick_device
+from core.processes import end_helper_processes, limit_library_threads
 from core.video import VideoReadError, header_frame_count, iter_frames
 from preprocessing.common import RunSummary
 from preprocessing.manifest import ManifestError, check_rerun, write_manifest
@@ -186,6 +189,10 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
         summary.report()
         return summary
 
+    import torch  # here, not at the top: the decoding workers import this module and need no torch
+
+    from core.runtime import pick_device
+
     device = pick_device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
@@ -222,3 +229,4 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
 
 if __name__ == "__main__":
     main()
+    end_helper_processes()

@@ -6,11 +6,16 @@ skipped. Output: crops/<id>/<frame>_<actor>.png (BGR), then a done marker per vi
 """
 from __future__ import annotations
 
+from core.allocator import use_steady_allocator
+
+use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
+
 from typing import Iterable
 
 import cv2
 
 from core.atomic import atomic_write_image
+from core.processes import end_helper_processes
 from core.faces import CROP_PAD_DIVISOR, crop_face, scale_box
 from core.layout import VideoEntry, boxes_path, crop_name, crops_folder, load_boxes
 from core.video import header_geometry, iter_frames
@@ -38,7 +43,7 @@ def misalignment(fake: VideoEntry, original_path) -> str | None:
 
 def crop_video(job: tuple) -> RunSummary:
     """Crops of one video into its folder; everything that goes wrong is in the returned summary."""
-    root, entry, original_path, crop_every = job
+    root, entry, original_path, crop_every, decoder_threads = job
     summary = RunSummary(STEP)
     with video_job(summary, entry.name):
         if entry.is_fake:
@@ -53,7 +58,7 @@ def crop_video(job: tuple) -> RunSummary:
         wanted = {index for index in boxes if index % crop_every == 0}
         summary.frames_without_face += sum(boxes[index] is None for index in wanted)
         with_face = {index for index in wanted if boxes[index]}
-        for index, frame in iter_frames(entry.path, keep=with_face.__contains__):
+        for index, frame in iter_frames(entry.path, keep=with_face.__contains__, threads=decoder_threads):
             for actor, box in enumerate(boxes[index]):
                 crop = crop_face(frame, scale_box(box))
                 if crop.size == 0:
@@ -88,7 +93,9 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
         if original is None:
             summary.fail(entry.name, f"its original {entry.original} is not listed in any metadata.json")
             continue
-        jobs.append((args.root_dir, entry, original.path, settings["crop_every"]))
+        # Decoder threads only without a pool: one single-threaded decoder per worker keeps the cores busy without
+        # oversubscribing them, and frame threading buffers a frame per thread.
+        jobs.append((args.root_dir, entry, original.path, settings["crop_every"], args.workers <= 1))
     run_video_jobs(summary, crop_video, jobs, args.workers, desc="extract crops (videos)")
     record_finished(args, STEP, settings, [entry.video_id for entry in videos], crops_folder)
     return summary
@@ -101,3 +108,4 @@ def crop_settings(boxes_settings: dict) -> dict:
 
 if __name__ == "__main__":
     main()
+    end_helper_processes()

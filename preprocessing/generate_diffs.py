@@ -5,6 +5,10 @@ The clip fixes the original's uint8 wrap-around where SSIM < 0. Crops of differe
 """
 from __future__ import annotations
 
+from core.allocator import use_steady_allocator
+
+use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
+
 from typing import Iterable
 
 import cv2
@@ -12,6 +16,7 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from core.atomic import atomic_write_image
+from core.processes import end_helper_processes
 from preprocessing.common import RunSummary, is_done, write_done_marker
 from core.layout import crops_folder, diff_path, diffs_folder, list_crops
 from preprocessing.manifest import check_rerun, require
@@ -81,3 +86,4 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
 
 if __name__ == "__main__":
     main()
+    end_helper_processes()

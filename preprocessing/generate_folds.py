@@ -7,6 +7,10 @@ Rows are shuffled with --seed. Needs the crops of ALL videos, so run it once, af
 """
 from __future__ import annotations
 
+from core.allocator import use_steady_allocator
+
+use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
+
 import csv
 import io
 import logging

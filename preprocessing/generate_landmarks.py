@@ -6,6 +6,10 @@ are aligned). Crops of one size are detected in one batch; a crop with no face g
 """
 from __future__ import annotations
 
+from core.allocator import use_steady_allocator
+
+use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
+
 from collections import defaultdict
 from functools import lru_cache
 from typing import Iterable
@@ -14,6 +18,7 @@ import cv2
 import numpy as np
 
 from core.atomic import atomic_write_npy
+from core.processes import end_helper_processes
 from preprocessing.common import RunSummary, is_done, write_done_marker
 from core.faces import LANDMARK_THRESHOLDS, detect_batch, make_mtcnn
 from core.layout import crops_folder, landmarks_folder, landmarks_path, list_crops
@@ -91,3 +96,4 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
 
 if __name__ == "__main__":
     main()
+    end_helper_processes()

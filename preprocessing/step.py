@@ -8,7 +8,7 @@ from typing import Callable, Iterator, Sequence
 
 from core.cli import HelpFormatter
 from core.layout import VideoEntry, load_dataset, unlisted_videos
-from core.runtime import run_parallel
+from core.processes import run_parallel
 from core.video import VideoReadError
 from preprocessing.common import RunSummary, add_common_args, is_done, setup_logging, take_shard
 from preprocessing.manifest import ManifestError, write_manifest

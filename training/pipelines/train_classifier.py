@@ -9,6 +9,10 @@ fold `--fold` (per-video mean probability, class-balanced log loss) and writes t
 """
 from __future__ import annotations
 
+from core.allocator import use_steady_allocator
+
+use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
+
 import argparse
 import logging
 import sys
