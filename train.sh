@@ -20,6 +20,7 @@ environment:
   SEEDS="111 555 777 888 999"
   NNODES=1                 nodes; above 1, start train.sh on every node with the same RDZV_ENDPOINT
   RDZV_ENDPOINT=host:port  c10d rendezvous on the first node (required when NNODES > 1)
+  LOG_DIR=logs             folder of the per-seed logs
   DRY_RUN=1                print the commands instead of running them
 USAGE
 }
@@ -56,10 +57,13 @@ CONFIG="${CONFIG:-configs/b7.json}"
 [[ -f "$CONFIG" ]] || { echo "error: CONFIG '$CONFIG' not found" >&2; fail_usage; }
 NAME="$(basename "$CONFIG" .json)"
 SEEDS="${SEEDS:-111 555 777 888 999}"
+LOG_DIR="${LOG_DIR:-logs}"
 
-[[ "${DRY_RUN:-0}" == "1" ]] || mkdir -p logs weights
+[[ "${DRY_RUN:-0}" == "1" ]] || mkdir -p "$LOG_DIR" weights
 failed=()
-for seed in $SEEDS; do
+read -r -a seeds <<< "$SEEDS"
+for i in "${!seeds[@]}"; do
+    seed="${seeds[$i]}"
     if [[ "$NNODES" -gt 1 ]]; then
         launch=(--nnodes "$NNODES" --rdzv-backend c10d --rdzv-endpoint "$RDZV_ENDPOINT" --rdzv-id "${NAME}_${seed}")
     else
@@ -70,13 +74,14 @@ for seed in $SEEDS; do
              training/pipelines/train_classifier.py --config "$CONFIG" --freeze-epochs 0 --test_every 1
              --label-smoothing 0.01 --folds-csv folds.csv --fold 0 --seed "$seed" --data-dir "$DATA_ROOT"
              --prefix "${NAME}_${seed}_" --resume last "$@")
-    log="logs/${NAME}_${seed}"
+    log="$LOG_DIR/${NAME}_${seed}"
     if [[ "${DRY_RUN:-0}" == "1" ]]; then
         echo "${command[*]} >> $log 2>&1"
         continue
     fi
     echo "=== seed $seed: log in $log" >&2
-    start_line=$(( $(wc -l < "$log" 2>/dev/null || echo 0) + 1 ))
+    start_line=1  # this run's part of a log that earlier runs appended to
+    [[ -f "$log" ]] && start_line=$(( $(wc -l < "$log") + 1 ))
     if "${command[@]}" >> "$log" 2>&1; then
         continue
     fi
@@ -84,7 +89,9 @@ for seed in $SEEDS; do
     fatal="$(tail -n "+$start_line" "$log" | grep -m1 '^train_classifier: error:' || true)"
     if [[ -n "$fatal" ]]; then
         echo "$fatal" >&2
-        echo "error: seed $seed stopped on an error that rerunning cannot fix; fix it and rerun (no other seed was started)." >&2
+        not_started="${seeds[*]:i+1}"
+        echo "train.sh: stopped at seed $seed on this error, which rerunning alone does not fix;" \
+             "seeds not started: ${not_started:-none}. Full log: $log" >&2
         exit 2
     fi
     echo "seed $seed failed; the end of $log:" >&2
@@ -92,6 +99,6 @@ for seed in $SEEDS; do
     failed+=("$seed")
 done
 if [[ ${#failed[@]} -gt 0 ]]; then
-    echo "error: seeds ${failed[*]} failed; see logs/${NAME}_<seed>. Rerun train.sh to resume them." >&2
+    echo "error: seeds ${failed[*]} failed; see $LOG_DIR/${NAME}_<seed>. Rerun train.sh to resume them." >&2
     exit 1
 fi

@@ -14,11 +14,13 @@ WIDTH, HEIGHT = 480, 360
 FPS = 10
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: int = FPS) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+def write_video(path: Path, frames: list[np.ndarray], fps: int = FPS, codec: str = "libx264") -> Path:
+    """The container follows the file's extension (.mp4, .mov, .mkv, .avi, .webm with codec="libvpx-vp9", ...)."""
+    with av.open(str(path), "w", format=path.suffix.lstrip(".").lower().replace("mkv", "matroska")) as container:
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        stream.options = {"crf": "20", "preset": "ultrafast"}
+        if codec == "libx264":
+            stream.options = {"crf": "20", "preset": "ultrafast"}
         for image in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode())

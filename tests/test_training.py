@@ -170,3 +170,25 @@ def test_train_sh_runs_the_five_seeds_with_torchrun(tmp_path):
     result = run_script("bash", "train.sh", tmp_path, "8", env={"DRY_RUN": "1", "NNODES": "2",
                                                                  "RDZV_ENDPOINT": "node0:29400"})
     assert "--nnodes 2 --rdzv-backend c10d --rdzv-endpoint node0:29400 --rdzv-id b7_111" in result.stdout
+
+
+@pytest.mark.parametrize("case", ["missing folds.csv", "misspelt config key"])
+def test_train_sh_reports_an_error_no_rerun_fixes_once_and_stops(tmp_path, case):
+    data = tmp_path / "data"
+    data.mkdir()
+    if case == "missing folds.csv":
+        config, expected = DEMO_CONFIG, str(data / "folds.csv")
+    else:
+        config, expected = write_config(tmp_path, lambda c: c["optimizer"].update(learning_rat=0.1)), "learning_rat"
+    logs = tmp_path / "logs"
+    result = run_script("bash", "train.sh", data, "1", "--output-dir", tmp_path / "weights", "--logdir",
+                        tmp_path / "runs", "--workers", "0", check=False, timeout=600,
+                        env={**ONE_THREAD, "CONFIG": str(config), "LOG_DIR": str(logs)})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) <= 3, result.stderr  # the seed's header, the error, where to look
+    errors = [line for line in lines if line.startswith("train_classifier: error:")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr
+    assert "seeds not started: 555 777 888 999" in result.stderr and "resume" not in result.stderr
+    [log] = logs.iterdir()  # only the first seed ran
+    assert log.name == f"{config.stem}_111" and expected in log.read_text()
