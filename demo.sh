@@ -63,7 +63,7 @@ python evaluate.py --predictions "$OUT/predictions.csv" --labels "$DATA/$HOLDOUT
     --out-dir "$OUT/report"
 echo
 echo "Demo finished in $((SECONDS - start)) s."
-echo "  loss curve:       $OUT/loss.png"
+echo "  loss curve:       $OUT/loss.png (red: the original's checkpoint pick; x: the _last checkpoint step 4 used)"
 echo "  ROC curve:        $OUT/report/roc.png"
 echo "  score histogram:  $OUT/report/hist.png"
 echo "  HTML report:      $OUT/report/report.html"

@@ -5,7 +5,9 @@
 
 Per validated epoch: weighted = (FAKE_WEIGHT * fake_loss + real_loss) / 2 with FAKE_WEIGHT 1.4; the TOP (5) lowest
 are taken, then epochs <= MIN_EPOCH (16, meant for the 40-epoch B7 runs; -1 keeps all) are dropped, as the
-original did, so fewer than TOP may remain. Writes a PNG (default: beside the input, *_loss.png).
+original did, so fewer than TOP may remain. Writes a PNG (default: beside the input, *_loss.png) that marks
+those epochs ("original's pick") apart from the last epoch, whose _last checkpoint is what demo.sh predicts with
+and what --resume last continues: the two markers answer different questions and need not agree.
 """
 from __future__ import annotations
 
@@ -63,7 +65,7 @@ def select_epochs(weighted: dict[int, float], top: int, min_epoch: int) -> list[
 
 
 def plot(epochs: dict[int, dict[str, float]], weighted: dict[int, float], selected: list[int], out: Path,
-         title: str) -> None:
+         title: str, pick_rule: str) -> None:
     from inference.report import save_figure  # first: it selects the Agg backend before pyplot loads
 
     import matplotlib.pyplot as plt
@@ -73,9 +75,13 @@ def plot(epochs: dict[int, dict[str, float]], weighted: dict[int, float], select
     axis.plot(xs, [epochs[e]["fake_loss"] for e in xs], label="fake_loss", alpha=0.6)
     axis.plot(xs, [epochs[e]["real_loss"] for e in xs], label="real_loss", alpha=0.6)
     axis.plot(xs, [weighted[e] for e in xs], label="weighted (1.4 fake + real) / 2", linewidth=2)
-    axis.scatter(selected, [weighted[e] for e in selected], color="red", zorder=3, label="selected")
+    axis.scatter(selected, [weighted[e] for e in selected], color="red", zorder=3,
+                 label=f"original's checkpoint pick: {pick_rule}")
     for epoch in selected:
         axis.annotate(str(epoch), (epoch, weighted[epoch]), textcoords="offset points", xytext=(0, 6), ha="center")
+    last = xs[-1]
+    axis.scatter([last], [weighted[last]], marker="x", s=80, color="black", zorder=4,
+                 label=f"last epoch {last}: the _last checkpoint (demo.sh predicts with it)")
     axis.set_xlabel("epoch")
     axis.set_ylabel("validation log loss")
     axis.set_title(title)
@@ -106,12 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     weighted = weighted_losses(epochs, args.fake_weight)
     selected = select_epochs(weighted, args.top, args.min_epoch)
     out = args.out or path.with_name(f"{path.stem}_loss.png")
-    plot(epochs, weighted, selected, out, title=str(path))
+    pick_rule = f"lowest {args.top} weighted, then epoch > {args.min_epoch}"
+    plot(epochs, weighted, selected, out, title=str(path), pick_rule=pick_rule)
     for epoch in sorted(weighted):
         parts = epochs[epoch]
         print(f"epoch {epoch:3d}  fake {parts['fake_loss']:.4f}  real {parts['real_loss']:.4f}  "
               f"weighted {weighted[epoch]:.4f}{'  <- selected' if epoch in selected else ''}")
     print(f"selected epochs (lowest {args.top} weighted, then > {args.min_epoch}): {selected}")
+    print(f"last epoch {max(weighted)}: the _last checkpoint, which demo.sh predicts with (marked x)")
     print(f"plot written to {out}")
     return 0
 

@@ -143,6 +143,7 @@ def test_plot_loss_selects_epochs_from_a_trainer_log(tmp_path):
     log.write_text("\n".join(lines) + "\n")
     result = run_script(sys.executable, "plot_loss.py", "--log-file", log)
     assert "selected epochs (lowest 5 weighted, then > 16): [19, 17]" in result.stdout
+    assert "last epoch 19: the _last checkpoint" in result.stdout
     assert (tmp_path / "b7_111_loss.png").stat().st_size > 1000
     original_format = tmp_path / "original.log"
     original_format.write_text("fake_loss 0.5\nreal_loss 0.3\nfake_loss 0.4\nreal_loss 0.2\n")
