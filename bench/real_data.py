@@ -1,0 +1,228 @@
+"""Figures on real deepfakes: FF++ c40 with identities held out by part (train on parts 1-4, score part 0).
+
+    python bench/real_data.py --work-dir /tmp/real_data [--source ../shared/data/ffpp_c40] [--quick]
+
+Runs, on the same split and the same small encoder (configs/sbi_cpu.json), on the CPU:
+  (a) winner  the original's recipe: reals plus their fakes (the fakes' crops, cut-outs, confident aggregation)
+  (b) sbi     reals only, each with a self-blended fake made on the fly ("fakes": "sbi")
+  (c) sbi+cal (b)'s scores with a temperature and bias (evaluate.py --fit-calibration), measured on the videos
+              each fit did not see (k-fold cross-validation over part 0); a monotone map, so (b)'s ranking.
+Prints video AUC per manipulation method (each method's fakes ranked against all part-0 reals), overall AUC, log
+loss and balanced log loss, and the training time. It is a benchmark: nothing asserts on its figures.
+
+Stages, each cached in --work-dir and skipped on a rerun: link (the source is never written to), preprocess
+(preprocess_data.sh with one fold per part), train (the trainer's --resume last), predict (predict_folder.py
+resumes), evaluate. --quick makes a smoke run (tiny training and 4 frames per video) in WORK_DIR/quick/, reusing
+the preprocessed data.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from core.atomic import atomic_write_json  # noqa: E402
+from core.cli import HelpFormatter  # noqa: E402
+from core.layout import load_dataset  # noqa: E402
+from preprocessing.link_dataset import link_dataset  # noqa: E402
+
+DEFAULT_SOURCE = REPO_ROOT.parent / "shared" / "data" / "ffpp_c40"
+CONFIG = REPO_ROOT / "configs" / "sbi_cpu.json"
+TEST_PART = 0
+FOLDS_PER_PART = 50  # generate_folds --n-splits 50: fold = part, so --fold 0 trains on parts 1-4
+METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
+RUNS = {  # run name -> trainer config overrides
+    "winner": ["fakes=dataset", "inference.aggregation=confident"],
+    "sbi": [],
+}
+QUICK_OVERRIDES = ["schedule.epochs=1", "batches_per_epoch=3", "size=96"]
+QUICK_FRAMES = 4
+
+
+def log(message: str) -> None:
+    print(f"[real_data {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def load_average() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def run(command: list, threads: int, log_file: Path | None = None) -> float:
+    """Run a repository command from the repository root; returns its wall time. Output goes to log_file."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
+    started = time.time()
+    log(f"$ {' '.join(map(str, command))}" + (f"  (log: {log_file})" if log_file else ""))
+    if log_file:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "a") as out:
+            code = subprocess.call([str(c) for c in command], cwd=REPO_ROOT, env=env, stdout=out, stderr=out)
+    else:
+        code = subprocess.call([str(c) for c in command], cwd=REPO_ROOT, env=env)
+    if code != 0:
+        raise SystemExit(f"error: {command[1] if len(command) > 1 else command[0]} exited {code}"
+                         + (f"; see {log_file}" if log_file else ""))
+    return time.time() - started
+
+
+def timed_stage(record: Path, work, *args) -> dict:
+    """Run work(*args) unless `record` says it finished; returns the record {seconds, load_before, load_after}."""
+    if record.is_file():
+        return json.loads(record.read_text())
+    before = load_average()
+    seconds = work(*args)
+    result = {"seconds": round(seconds, 1), "load_before": before, "load_after": load_average()}
+    atomic_write_json(record, result)
+    return result
+
+
+# ---------------------------------------------------------------- data
+
+def preprocess(data: Path, workers: int) -> float:
+    return run(["bash", "preprocess_data.sh", data, "--workers", workers, "--n-splits", FOLDS_PER_PART],
+               threads=1, log_file=data.parent / "preprocess.log")
+
+
+def method_of(source: Path) -> dict[str, str]:
+    """File name -> manipulation method (from PROVENANCE.csv's source path), "real" for reals."""
+    groups = {}
+    with open(source / "PROVENANCE.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            name = Path(row["path"]).name
+            found = [m for m in METHODS if f"/{m}/" in row["source_path"]]
+            groups[name] = found[0] if row["label"] == "FAKE" and found else "real" if row["label"] == "REAL" \
+                else "unknown"
+    return groups
+
+
+def write_labels(source: Path, data: Path, out: Path) -> Path:
+    """filename,label,group of the test part's videos (evaluate.py --labels)."""
+    groups = method_of(source)
+    rows = [(e.name, e.label, groups.get(e.name, "unknown"))
+            for e in load_dataset(data).values() if e.part == TEST_PART]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("filename", "label", "group"))
+        writer.writerows(sorted(rows))
+    return out
+
+
+# ---------------------------------------------------------------- runs
+
+def checkpoint_name(run_name: str) -> str:
+    return f"{run_name}_DeepFakeClassifier_efficientnet_lite0_0_last"
+
+
+def train(run_dir: Path, run_name: str, data: Path, args: argparse.Namespace) -> float:
+    overrides = RUNS[run_name] + (QUICK_OVERRIDES if args.quick else [])
+    command = [sys.executable, "training/pipelines/train_classifier.py", "--config", CONFIG, "--data-dir", data,
+               "--fold", TEST_PART, "--seed", args.seed, "--prefix", f"{run_name}_", "--output-dir",
+               run_dir / "weights", "--logdir", run_dir / "logs", "--workers", args.loader_workers,
+               "--test_every", 1000, "--resume", "last", "--device", "cpu"]
+    for override in overrides:
+        command += ["--override", override]
+    return run(command, threads=args.threads, log_file=run_dir / "train.log")
+
+
+def predict(run_dir: Path, run_name: str, data: Path, args: argparse.Namespace) -> float:
+    command = [sys.executable, "predict_folder.py", "--weights-dir", run_dir / "weights", "--models",
+               checkpoint_name(run_name), "--test-dir", data / f"dfdc_train_part_{TEST_PART}", "--output",
+               run_dir / "predictions.csv", "--device", "cpu", "--workers", args.workers]
+    if args.quick:
+        command += ["--frames-per-video", QUICK_FRAMES]
+    return run(command, threads=args.threads, log_file=run_dir / "predict.log")
+
+
+def evaluate(run_dir: Path, labels: Path, calibrate: bool, threads: int) -> dict:
+    command = [sys.executable, "evaluate.py", "--predictions", run_dir / "predictions.csv", "--labels", labels,
+               "--out-dir", run_dir / "eval"]
+    if calibrate:
+        command += ["--fit-calibration", run_dir / "calibration.json"]
+    run(command, threads=threads, log_file=run_dir / "evaluate.log")
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    if calibrate:
+        metrics["calibration"] = json.loads((run_dir / "calibration.json").read_text())
+    return metrics
+
+
+# ---------------------------------------------------------------- report
+
+def fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def report_rows(results: dict) -> list[list[str]]:
+    rows = []
+    for run_name, (metrics, times) in results.items():
+        per_method = [fmt(metrics["groups"].get(m, {}).get("roc_auc")) for m in METHODS]
+        rows.append([run_name, *per_method, fmt(metrics["roc_auc"]), fmt(metrics["log_loss"]),
+                     fmt(metrics["balanced_log_loss"]), f"{times['seconds'] / 60:.1f} min (load {times['load_before']}"
+                                                       f" -> {times['load_after']})"])
+        if "calibration" in metrics:
+            cv = metrics["calibration"]["cross_validation"]
+            rows.append([f"{run_name}+cal ({cv['folds']}-fold CV)", *per_method, fmt(metrics["roc_auc"]),
+                         fmt(cv["log_loss_after"]), fmt(cv["balanced_log_loss_after"]), "+ fit < 1 s"])
+    return rows
+
+
+def print_report(results: dict, labels: Path, args: argparse.Namespace) -> None:
+    header = ["run", *METHODS, "all AUC", "log loss", "bal. log loss", "training time"]
+    rows = report_rows(results)
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    print(f"\nFF++ c40, train parts 1-4, test part {TEST_PART} ({labels}); video AUC per method = its fakes vs all "
+          f"part-{TEST_PART} reals; {os.cpu_count()} cores, --threads {args.threads}"
+          + (", QUICK smoke run (not a result)" if args.quick else ""))
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--work-dir", type=Path, required=True, help="links, preprocessing, checkpoints, results")
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="the FF++ c40 set in the DFDC layout")
+    parser.add_argument("--runs", nargs="+", default=["winner", "sbi"], choices=list(RUNS),
+                        help="which trainings; sbi also reports sbi+cal")
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny training, 4 frames per video")
+    parser.add_argument("--workers", type=int, default=2, help="preprocessing and predict_folder worker processes")
+    parser.add_argument("--loader-workers", type=int, default=1, help="DataLoader workers of the trainer")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of training and prediction")
+    parser.add_argument("--seed", type=int, default=111)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not (args.source / "PROVENANCE.csv").is_file():
+        raise SystemExit(f"error: {args.source} does not hold the FF++ c40 set (no PROVENANCE.csv)")
+    work = args.work_dir.resolve()
+    data = work / "data"
+    if not data.is_dir():
+        link_dataset(args.source, data)
+    prep = timed_stage(work / "preprocess.json", preprocess, data, args.workers)
+    log(f"preprocessing: {prep['seconds']:.0f} s (load {prep['load_before']} -> {prep['load_after']})")
+    runs_root = work / "quick" if args.quick else work
+    labels = write_labels(args.source, data, runs_root / "labels.csv")
+    results = {}
+    for run_name in args.runs:
+        run_dir = runs_root / run_name
+        times = timed_stage(run_dir / "train.json", train, run_dir, run_name, data, args)
+        log(f"{run_name}: trained in {times['seconds']:.0f} s")
+        if not (run_dir / "predict.json").is_file():
+            timed_stage(run_dir / "predict.json", predict, run_dir, run_name, data, args)
+        results[run_name] = (evaluate(run_dir, labels, calibrate=run_name == "sbi", threads=args.threads), times)
+    print_report(results, labels, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
