@@ -32,7 +32,8 @@ from core.cli import HelpFormatter
 from core.datasets import DatasetError, load_collection, parse_label
 from core.layout import read_metadata
 from inference import progress
-from inference.calibration import CalibrationError, cross_validated, fit_calibration, write_calibration
+from inference.calibration import (CalibrationError, applied_record, cross_validated, fit_calibration, read_applied,
+                                   write_calibration)
 from inference.metrics import compute_metrics, group_metrics, undefined_notes
 from inference.outputs import crops_path, errors_path
 from inference.report import format_value, plot_histogram, plot_roc, write_html
@@ -158,8 +159,9 @@ def fit_and_report_calibration(args: argparse.Namespace, joined: pd.DataFrame, u
     check = {"folds": folds, "videos": len(y)}
     for name in ("log_loss", "balanced_log_loss"):
         check[f"{name}_before"], check[f"{name}_after"] = before[name], after[name]
-    write_calibration(args.fit_calibration, calibration, checkpoints,
-                      {**inputs, "videos": len(y), "fakes": int(y.sum()), "reals": int(len(y) - y.sum())}, check)
+    fitted_on = {"predictions": inputs["predictions"], "labels": inputs["labels"], "videos": len(y),
+                 "fakes": int(y.sum()), "reals": int(len(y) - y.sum())}
+    write_calibration(args.fit_calibration, calibration, checkpoints, fitted_on, check)
     print(f"[calibration] temperature {calibration.temperature:.4f}, bias {calibration.bias:+.4f} "
           f"(fitted on {len(y)} scored videos; {len(unscored & set(joined['filename']))} unscored left out)",
           file=sys.stderr)
@@ -167,6 +169,9 @@ def fit_and_report_calibration(args: argparse.Namespace, joined: pd.DataFrame, u
           f"{format_value(before['log_loss'])} -> {format_value(after['log_loss'])}, balanced log loss "
           f"{format_value(before['balanced_log_loss'])} -> {format_value(after['balanced_log_loss'])}",
           file=sys.stderr)
+    if after["log_loss"] > before["log_loss"]:
+        print("[calibration] warning: calibrated scores did worse on unseen videos than the raw ones; the holdout "
+              "is probably too small to fit on (the file is written, but do not apply it)", file=sys.stderr)
     if checkpoints is None:
         print("[calibration] note: the checkpoints are unknown (no progress file, no --checkpoint); "
               "predict_folder.py will apply this file to any model", file=sys.stderr)
@@ -179,6 +184,11 @@ def main(argv=None) -> int:
     if problems:
         for line in problems:
             print(f"error: {line}", file=sys.stderr)
+        return 2
+    applied = read_applied(args.predictions)
+    if applied and args.fit_calibration:
+        print(f"error: --fit-calibration: {args.predictions} holds calibrated scores ({applied_record(args.predictions)});"
+              f" fit on the uncalibrated predictions (rerun predict_folder.py without --calibration)", file=sys.stderr)
         return 2
     out_dir = args.out_dir or args.predictions.with_name(args.predictions.stem + "_eval")
     predictions = read_predictions(args.predictions)
@@ -219,7 +229,9 @@ def main(argv=None) -> int:
               if args.dataset else ", ".join(map(str, args.labels)),
               "crops": str(crops_file) if crops is not None else "none",
               "checkpoints": ", ".join(m["name"] for m in run_key["models"]) if run_key
-              else "unknown (no progress file beside the predictions)"}
+              else "unknown (no progress file beside the predictions)",
+              "calibration": f"temperature {applied['temperature']:.4f}, bias {applied['bias']:+.4f} from "
+              f"{applied['source']}" if applied else "none (raw model scores)"}
 
     for key, value in metrics.items():
         print(f"{key:28s} {format_value(value)}")

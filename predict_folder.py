@@ -27,6 +27,7 @@ Files written:
     OUTPUT.errors.csv          filename,reason    each unscored video: "unreadable: ..." or "no face: ..."
     OUTPUT.crops.csv           filename,frame,face,score,thumbnail   every face crop's ensemble-mean score
     OUTPUT.progress.jsonl      one line per finished video: a rerun with the same settings resumes from it
+    OUTPUT.calibration.json    only when the scores were calibrated: temperature, bias and where they came from
     --save-crops DIR           DIR/<video>/<frame>_<face>.jpg, 128 px thumbnails of what the model saw
 
 Several GPUs or machines: `torchrun --nproc-per-node N predict_folder.py ...`; each rank scores the sorted
@@ -45,6 +46,7 @@ import sys
 import time
 from pathlib import Path
 
+import kernel_utils as ku
 from core import runtime
 from core.card import CardError, check_same_pipeline
 from core.checkpoints import CheckpointError, LoadedClassifier, load_classifier
@@ -52,9 +54,14 @@ from core.cli import HelpFormatter
 from core.datasets import load_collection
 from core.layout import list_videos, part_dirs
 from inference import progress
-from inference.calibration import Calibration, CalibrationError, check_checkpoints, read_calibration
+from inference.calibration import (Calibration, CalibrationError, check_checkpoints, read_calibration,
+                                   record_applied)
 from inference.outputs import print_summary, save_thumbnails, write_outputs
 from inference.pipeline import PredictionConfig, predict_videos
+
+
+COMPILE_HELP = ("torch.compile the classifiers (needs g++). Each model compiles on its first videos (twice: the "
+                "first batch size, then any other), which only pays off on large folders: BREAK_EVEN")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -77,7 +84,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--detector-device", default=None,
                         help="MTCNN device (default: --device). On cpu the detector runs inside the decoding workers")
     parser.add_argument("--precision", choices=["auto", *runtime.PRECISIONS], default="auto",
-                        help="auto: fp16 on CUDA, fp32 on CPU")
+                        help="auto: fp16 on CUDA (as the original), fp32 on the CPU (the original's scores to 1e-4). "
+                             "bf16 on the CPU: bf16 weights and activations, faster where the CPU has AVX512-BF16 "
+                             "or AMX, scores within 0.03 of fp32 (bench/predict.py measures both)")
+    parser.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     parser.add_argument("--batch-size", type=int, default=64, help="face crops per classifier call")
     parser.add_argument("--detector-batch", type=int, default=None,
                         help="frames per MTCNN call (default: all frames of a video on CUDA; 1 on CPU, where "
@@ -91,6 +101,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--restart", action="store_true",
                         help="discard the progress of an earlier run (OUTPUT.progress*.jsonl) and score every video")
     args = parser.parse_args(argv)
+    if args.compile and ku.compile_unavailable():
+        parser.error(f"--compile: {ku.compile_unavailable()}; or run without --compile")
     if args.test_dir is not None and not args.test_dir.is_dir():
         parser.error(f"--test-dir {args.test_dir} is not a folder")
     if args.dataset is None and (args.split or args.compression):
@@ -252,7 +264,7 @@ def main(argv=None) -> int:
         print(f"[predict] {_rank_label(context)}resuming: {len(results)} of {len(videos)} videos already done "
               f"(from {args.output}.progress*.jsonl)", file=sys.stderr)
     started = time.perf_counter()
-    models = [item.model for item in loaded]
+    models = [ku.inference_model(item.model, args.compile) for item in loaded]
     progress_path = progress.progress_file(args.output, context.rank, context.world_size)
     with progress.ProgressWriter(progress_path, key) as progress_writer:
         scored = predict_videos([path for path, _name in to_score], models, config,
@@ -268,6 +280,7 @@ def main(argv=None) -> int:
     scored_now = runtime.gather_to_main(context, [len(to_score)])
     if context.is_main:
         write_outputs(calibrated(results, calibration), args.output, args.save_crops)
+        record_applied(args.output, calibration, str(args.calibration or f"{loaded[0].path.name}'s card"))
         print_summary(results, args.output)
         print(f"[predict] {sum(scored_now)} of {len(results)} videos processed in this run, "
               f"{time.perf_counter() - started:.1f} s on {context.device} ({context.world_size} rank(s))",

@@ -8,7 +8,9 @@ scores, so AUC, AP and EER do not change; only the log loss (and ECE) do. A cali
      "fitted_on": {"predictions", "labels", "videos", "fakes", "reals"},
      "cross_validation": {"folds", "log_loss_before", "log_loss_after", ...}}
 
-The card field `calibration` (core.card) holds only {"temperature", "bias"}.
+The card field `calibration` (core.card) holds only {"temperature", "bias"}. predict_folder.py writes
+<output>.calibration.json beside a CSV whose scores it calibrated, so evaluate.py knows (and refuses to fit a new
+calibration on already calibrated scores).
 """
 from __future__ import annotations
 
@@ -96,6 +98,24 @@ def write_calibration(path: Path, calibration: Calibration, checkpoints: list[di
                       cross_validation: dict) -> None:
     atomic_write_json(path, {**calibration.card_value(), "checkpoints": checkpoints, "fitted_on": fitted_on,
                              "cross_validation": cross_validation}, indent=2)
+
+
+def applied_record(output: Path) -> Path:
+    """<output>.calibration.json: written by predict_folder.py beside a CSV whose scores it calibrated."""
+    return Path(f"{output}.calibration.json")
+
+
+def record_applied(output: Path, calibration: Calibration | None, source: str | None) -> None:
+    """Say beside the CSV which calibration its scores went through; remove an old record when none did."""
+    if calibration is None:
+        applied_record(output).unlink(missing_ok=True)
+    else:
+        atomic_write_json(applied_record(output), {**calibration.card_value(), "source": source}, indent=2)
+
+
+def read_applied(output: Path) -> dict | None:
+    path = applied_record(output)
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def read_calibration(path: Path) -> tuple[Calibration, list[dict] | None]:

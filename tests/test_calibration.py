@@ -116,6 +116,12 @@ def test_predict_folder_applies_calibration_monotonically(scored_folder, python,
     assert sorted(scored, key=raw.get) == sorted(scored, key=calibrated.get)
     assert calibrated["noface.mp4"] == raw["noface.mp4"] == 0.5  # unscored stays 0.5
     assert (output.parent / "raw.csv.crops.csv").read_text() == raw_crops  # crops keep the model's scores
+    assert json.loads((output.parent / "raw.csv.calibration.json").read_text())["temperature"] == 0.5
+    labels = tmp_path / "labels.csv"
+    labels.write_text("filename,label\na.mp4,0\nb.mp4,1\nc.mp4,1\n")
+    refused = run_script(python, "evaluate.py", "--predictions", output, "--labels", labels, "--fit-calibration",
+                         tmp_path / "again.json", check=False)
+    assert refused.returncode == 2 and "holds calibrated scores" in refused.stderr
 
 
 def test_calibration_of_another_checkpoint_is_refused(scored_folder, python, tmp_path):
