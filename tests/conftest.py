@@ -12,7 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FFPP_ROOT = REPO_ROOT.parent / "shared" / "data" / "ffpp_c40"
+# Real FaceForensics++ videos in the DFDC layout for the integration test (skipped when absent).
+FFPP_ROOT = Path(os.environ.get("FFPP_ROOT") or REPO_ROOT.parent / "shared" / "data" / "ffpp_c40")
 
 # Small enough for seconds of generation, big enough for every step: a holdout part (fold 0) and a train part.
 TINY_DEMO = dict(seed=0, parts=(0, 3), reals_per_part=3, frames=30)
