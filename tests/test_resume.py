@@ -84,9 +84,10 @@ def test_resume_with_more_epochs_or_another_config_is_refused(preprocessed_demo,
     last = tmp_path / "weights" / f"{NAME}_last"
     before = last.read_bytes()
     for change, key in ((["--epochs", "3"], "schedule.epochs"),
-                        (["--override", "optimizer.learning_rate=0.1"], "optimizer.learning_rate")):
+                        (["--override", "optimizer.learning_rate=0.1"], "optimizer.learning_rate"),
+                        (["--seed", "6"], "options.seed")):
         longer = [*command[:command.index("--epochs")], *command[command.index("--epochs") + 2:], *change]
-        if change[0] == "--override":
+        if change[0] != "--epochs":
             longer += ["--epochs", "1"]
         result = run_script(*longer, "--resume", "last", env=ENV, check=False, timeout=600)
         assert result.returncode == 2, result.stdout + result.stderr

@@ -82,6 +82,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+# Options that change what a run computes; a resume must use the checkpoint's values, as for the config keys.
+# (--workers is not one of them, although each worker draws its own augmentations: see README "Resume".)
+RUN_OPTIONS = ("seed", "fold", "folds_csv", "crops_dir", "label_smoothing", "freeze_epochs", "test_every",
+               "no_oversample", "no_hardcore", "only_changed_frames")
+
+
+def run_settings(config: dict, args: argparse.Namespace) -> dict:
+    """What a checkpoint records and a resume must match: the config, and the options in RUN_OPTIONS."""
+    return {**config, "options": {name: getattr(args, name) for name in RUN_OPTIONS}}
+
+
 def config_overrides(args: argparse.Namespace) -> list[str]:
     overrides = list(args.override)
     if args.epochs is not None:
@@ -330,7 +341,7 @@ def run(args: argparse.Namespace, context: Context) -> None:
     base = checkpoint_base(config, args)
     resume = resume_path(args, base)
     if resume:
-        state.restore(resume, config, context)  # last: the random states continue where the checkpoint left them
+        state.restore(resume, run_settings(config, args), context)  # last: the random states continue where the checkpoint left them
         log.info("resumed from %s: epoch %d, step %d, best %.5f", resume, state.start_epoch,
                  state.scheduler.last_epoch, state.best_metric)
     model = bare
@@ -370,7 +381,7 @@ def run(args: argparse.Namespace, context: Context) -> None:
             # The row first: a resume redoes the epochs after its checkpoint and drops their rows, so an
             # interruption between the two writes can cost an epoch's work but never its row.
             run_log.append(record)
-            checkpoint = state.checkpoint(epoch, metric, config, card, rng)
+            checkpoint = state.checkpoint(epoch, metric, run_settings(config, args), card, rng)
             save_epoch_checkpoints(checkpoint, base, epoch, improved)
         runtime.barrier(context)
     if run_log:

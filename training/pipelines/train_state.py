@@ -3,8 +3,9 @@
 Saved after every epoch: model, optimizer, schedule, GradScaler, best metric, the config, the model card, and
 the random states of every rank (Python, NumPy, torch CPU and CUDA). The DataLoader workers' seeds and the
 DistributedSampler order are drawn from these states and the epoch number, so restoring them replays the
-next epoch exactly. A resume whose config differs from the checkpoint's is refused, naming the keys: the
-schedule, above all, is a function of the config (more epochs on resume would otherwise train at lr 0).
+next epoch exactly. A resume whose config or run options (--seed, --fold, ...) differ from the checkpoint's is
+refused, naming the keys: the schedule, above all, is a function of the config (more epochs on resume would
+otherwise train at lr 0).
 """
 from __future__ import annotations
 
@@ -85,10 +86,10 @@ class TrainState:
                               f"be resumed (a released model can be loaded as --pretrained-file)")
         changed = differences(checkpoint["config"], config, "checkpoint", "now")
         if changed:
-            raise ResumeError(f"{path} was trained with another config, and resuming would continue a different run "
-                              f"(a longer schedule would restart at the old run's final learning rate): "
-                              f"{'; '.join(changed)}. Resume with the checkpoint's config, or start a new run "
-                              f"(another --prefix or --output-dir) to train with this one.")
+            raise ResumeError(f"{path} was trained with another config or options, and resuming would continue a "
+                              f"different run (a longer schedule would restart at the old run's final learning "
+                              f"rate): {'; '.join(changed)}. Resume with the checkpoint's config and options, or "
+                              f"start a new run (another --prefix or --output-dir) to train with these.")
         self.model.load_state_dict(strip_module_prefix(checkpoint["state_dict"]), strict=True)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
