@@ -13,8 +13,10 @@ ENV PYTHONUNBUFFERED=1 \
     OMP_WAIT_POLICY=PASSIVE \
     HF_HOME=/opt/cache/huggingface \
     TORCH_HOME=/opt/cache/torch \
-    DFDC_IN_IMAGE=1
+    DFDC_IN_IMAGE=1 \
+    GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736
 
+# GLIBC_TUNABLES: core/allocator.py's malloc setting (why: see there), already set so nothing re-executes itself.
 # DFDC_IN_IMAGE=1: test.sh, demo.sh and the other scripts use this image's Python and packages, never a .venv of
 # the mounted checkout (scripts/pinned_python.sh); download_dfdc.sh refuses to run here, because downloading
 # the dataset happens on the host (the Kaggle client and its token live there; see README "Docker").

@@ -5,6 +5,7 @@ baseline (sequential, the original's order) run the very same arithmetic.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -139,6 +140,17 @@ def inference_model(model: torch.nn.Module, compile_model: bool = False) -> torc
     torch.compile, which compiles on the first call of each new batch shape (see predict_folder --compile)."""
     model = model.to(memory_format=torch.channels_last)
     return torch.compile(model) if compile_model else model
+
+
+def compile_unavailable() -> str | None:
+    """Why torch.compile cannot work here, or None: inductor builds C++ kernels on the CPU and Triton builds a C
+    launcher on CUDA, both with the system compiler, which slim images (python:*-slim) do not have."""
+    import shutil
+
+    compiler = os.environ.get("CXX", "g++")
+    if shutil.which(compiler) is None:
+        return f"torch.compile needs a C/C++ compiler and {compiler!r} is not on PATH (apt-get install g++)"
+    return None
 
 
 @torch.inference_mode()

@@ -84,9 +84,9 @@ def missing_file_failures(entries: Sequence[VideoEntry], summary) -> list[VideoE
 
 
 def run_video_jobs(summary: RunSummary, worker: Callable[[tuple], RunSummary], jobs: Sequence[tuple], workers: int,
-                   desc: str) -> RunSummary:
+                   desc: str, start_method: str = "spawn") -> RunSummary:
     """Run one job per video in the worker pool, add each job's summary to `summary`, print the report."""
-    for result in run_parallel(worker, jobs, workers, desc=desc):
+    for result in run_parallel(worker, jobs, workers, desc=desc, start_method=start_method):
         summary.merge(result)
     summary.report()
     return summary

@@ -130,3 +130,7 @@ def test_bf16_on_cpu_stays_close_to_fp32_and_fp32_is_unchanged_by_channels_last(
     assert np.abs(fp32 - plain).max() < 1e-5
     assert np.abs(bf16 - fp32).max() < 0.03
     assert np.abs(bf16 - fp32).max() > 0  # really computed in bf16
+
+
+def test_the_image_sets_the_same_allocator_setting():
+    assert f"GLIBC_TUNABLES={TUNABLES}\n" in (REPO_ROOT / "Dockerfile").read_text()
