@@ -29,7 +29,7 @@ import pandas as pd
 
 from core.atomic import atomic_write_json
 from core.cli import HelpFormatter
-from core.datasets import DatasetError, load_collection, parse_label
+from core.datasets import load_collection, parse_label
 from core.layout import read_metadata
 from inference import progress
 from inference.calibration import (CalibrationError, applied_record, cross_validated, fit_calibration, read_applied,
@@ -89,7 +89,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="with --dataset: FF++ split file (test.json); Celeb-DF test, train or a list file")
     parser.add_argument("--compression", default=None, help="with --dataset: FF++ compression folder (c23, c40, raw)")
     parser.add_argument("--out-dir", type=Path, default=None, help="report folder; when None, <predictions>_eval/")
-    parser.add_argument("--crops", type=Path, default=None, help="crop scores; when None, <predictions>.crops.csv if present")
+    parser.add_argument("--crops", type=Path, default=None,
+                        help="crop scores; when None, <predictions>.crops.csv if present")
     parser.add_argument("--top-mistakes", type=int, default=10,
                         help="most confident mistakes shown in report.html with their face crops")
     parser.add_argument("--fit-calibration", type=Path, default=None, metavar="OUT.json",
@@ -187,8 +188,8 @@ def main(argv=None) -> int:
         return 2
     applied = read_applied(args.predictions)
     if applied and args.fit_calibration:
-        print(f"error: --fit-calibration: {args.predictions} holds calibrated scores ({applied_record(args.predictions)});"
-              f" fit on the uncalibrated predictions (rerun predict_folder.py without --calibration)", file=sys.stderr)
+        print(f"error: --fit-calibration: {args.predictions} holds calibrated scores "
+              f"({applied_record(args.predictions)}); fit on the uncalibrated predictions (rerun predict_folder.py without --calibration)", file=sys.stderr)
         return 2
     out_dir = args.out_dir or args.predictions.with_name(args.predictions.stem + "_eval")
     predictions = read_predictions(args.predictions)
