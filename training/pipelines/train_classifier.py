@@ -1,6 +1,6 @@
 """Train DeepFakeClassifier on face crops: one process, or one per GPU/CPU slot under torchrun.
 
-    torchrun --nproc_per_node 4 training/pipelines/train_classifier.py --config configs/b7.json \
+    torchrun --nproc_per_node 4 training/pipelines/train_classifier.py --config configs/b7.json \\
         --data-dir DATA_ROOT --fold 0 --seed 111 --prefix b7_111_
 
 Every epoch draws a balanced crop set and runs `batches_per_epoch` steps per process; rank 0 validates on
