@@ -1,6 +1,6 @@
 """Score every video in a folder with an ensemble of DeepFakeClassifier checkpoints; write a Kaggle submission CSV.
 
-    python predict_folder.py --weights-dir weights --models final_111_... final_555_... \
+    python predict_folder.py --weights-dir weights --models final_111_... final_555_... \\
         --test-dir /data/test_videos --output submission.csv
 
 Videos: every file directly in --test-dir whose extension is a video container (.mp4 .avi .mov .mkv .webm .m4v

@@ -1,7 +1,7 @@
 """End-to-end speed of predict_folder's pipeline against the original's way of running the same models.
 
     python bench/predict.py ../shared/data/ffpp_c40 --encoder efficientnet_lite0 --size 224 --limit 12
-    python bench/predict.py ../shared/data/ffpp_c40 --encoder tf_efficientnet_b7_ns --size 380 --limit 4 \
+    python bench/predict.py ../shared/data/ffpp_c40 --encoder tf_efficientnet_b7_ns --size 380 --limit 4 \\
         [--precision bf16] [--compile]
     python bench/predict.py TEST_DIR --device cuda --models-count 7 --encoder tf_efficientnet_b7_ns --size 380
     python bench/predict.py TEST_DIR --weights-dir weights --models final_111_... (real checkpoints)
