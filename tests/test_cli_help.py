@@ -12,7 +12,7 @@ from conftest import REPO_ROOT, run_script
 PYTHON_ENTRY_POINTS = sorted(
     path.relative_to(REPO_ROOT).with_suffix("").as_posix().replace("/", ".")
     for path in REPO_ROOT.rglob("*.py")
-    if not {".venv", "tests"} & set(path.relative_to(REPO_ROOT).parts)
+    if not any(part.startswith(".") or part in ("tests", "site-packages") for part in path.relative_to(REPO_ROOT).parts)
     and 'if __name__ == "__main__"' in path.read_text())
 SHELL_SCRIPTS = ["preprocess_data.sh", "train.sh", "build.sh", "run.sh", "download_dfdc.sh", "demo.sh",
                  "predict_submission.sh", "weights/download_weights.sh"]
