@@ -1,9 +1,9 @@
 """download_dfdc.sh against a stand-in `kaggle` client placed first on PATH.
 
 The script runs on the host (it needs unzip and the Kaggle client, which the Docker image does not have); in
-the image it refuses with directions. The stand-in answers `kaggle competitions download COMPETITION -f FILE -p DIR` the way the real client
-does: it writes DIR/FILE, or prints Kaggle's refusal and exits 1. It logs every call so the tests can
-tell whether a rerun touched the network.
+the image it refuses with directions. The stand-in answers `kaggle competitions download COMPETITION -f FILE
+-p DIR` the way the real client does: it writes DIR/FILE, or prints Kaggle's refusal and exits 1. It logs every
+call so the tests can tell whether a rerun touched the network.
 """
 from __future__ import annotations
 
