@@ -31,10 +31,13 @@ def detect_batch(mtcnn, frames: Sequence[np.ndarray], landmarks: bool = False):
 
     Returns, per frame, a float array of boxes (N, 4) sorted largest first, or None if no face; with
     `landmarks=True` a (boxes, points (N, 5, 2)) pair per frame instead. facenet-pytorch returns object arrays
-    under NumPy 2, hence the explicit float conversion.
+    under NumPy 2, hence the explicit float conversion. Frames with a side shorter than MTCNN's smallest face
+    cannot hold one (facenet-pytorch would fail on its empty image pyramid): they get None.
     """
     if len(frames) == 0:
         return []
+    if min(frames[0].shape[:2]) < mtcnn.min_face_size:
+        return [None] * len(frames)
     batch = np.stack(frames)
     boxes, _probs, *rest = mtcnn.detect(batch, landmarks=landmarks)
     points = rest[0] if landmarks else [None] * len(frames)

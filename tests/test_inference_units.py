@@ -197,3 +197,12 @@ def test_cuda_without_cuda_is_refused():
         pytest.skip("this machine has CUDA")
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         pick_device("cuda")
+
+
+def test_frames_too_small_for_any_face_give_no_face_instead_of_an_error():
+    from core import faces
+
+    mtcnn = faces.make_mtcnn(faces.INFERENCE_THRESHOLDS)
+    tiny = [np.full((16, 24, 3), 128, np.uint8)] * 2  # a 48x32 video's half-size frames
+    assert faces.detect_batch(mtcnn, tiny) == [None, None]
+    assert ku.detect_faces(mtcnn, tiny, frames_per_call=2) == [None, None]
