@@ -114,7 +114,8 @@ def run_mode(args, mode: str, videos: list[Path]) -> dict:
     results, seconds = timed_run(videos, models, config)
     return {"mode": mode, "seconds": seconds, "first_video_seconds": first_seconds, "videos": len(results),
             "crops": sum(len(r.crop_keys) for r in results), "stages": stage_seconds(results),
-            "scores": {r.name: r.score for r in results}, "crop_keys": {r.name: r.crop_keys for r in results},
+            "scores": {r.name: r.score for r in results},
+            "crop_keys": {r.name: [list(key) for key in r.crop_keys] for r in results},  # as JSON gives them back
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "allocator": os.environ.get("GLIBC_TUNABLES", "glibc defaults"),
             "setup": f"{len(models)} x {args.encoder} at {args.size}px, {args.frames_per_video} frames, {device} "
