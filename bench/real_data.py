@@ -123,6 +123,8 @@ def checkpoint_name(run_name: str) -> str:
 
 def train(run_dir: Path, run_name: str, data: Path, args: argparse.Namespace) -> float:
     overrides = RUNS[run_name] + (QUICK_OVERRIDES if args.quick else [])
+    if args.epochs:
+        overrides.append(f"schedule.epochs={args.epochs}")
     command = [sys.executable, "training/pipelines/train_classifier.py", "--config", CONFIG, "--data-dir", data,
                "--fold", TEST_PART, "--seed", args.seed, "--prefix", f"{run_name}_", "--output-dir",
                run_dir / "weights", "--logdir", run_dir / "logs", "--workers", args.loader_workers,
@@ -179,7 +181,8 @@ def print_report(results: dict, labels: Path, args: argparse.Namespace) -> None:
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     print(f"\nFF++ c40, train parts 1-4, test part {TEST_PART} ({labels}); video AUC per method = its fakes vs all "
           f"part-{TEST_PART} reals; {os.cpu_count()} cores, --threads {args.threads}"
-          + (", QUICK smoke run (not a result)" if args.quick else ""))
+          + (", QUICK smoke run (not a result)" if args.quick else "")
+          + (f", {args.epochs} epochs instead of the config's" if args.epochs else ""))
     print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
@@ -193,9 +196,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--runs", nargs="+", default=["winner", "sbi"], choices=list(RUNS),
                         help="which trainings; sbi also reports sbi+cal")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny training, 4 frames per video")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="train this many epochs instead of the config's (results go to WORK_DIR/epochs<N>/)")
     parser.add_argument("--workers", type=int, default=2, help="preprocessing and predict_folder worker processes")
     parser.add_argument("--loader-workers", type=int, default=1, help="DataLoader workers of the trainer")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads of training and prediction")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads of training and prediction (on a busy machine 1 is faster: a 2-thread "
+                             "team stalls whenever one of its threads is descheduled)")
     parser.add_argument("--seed", type=int, default=111)
     return parser.parse_args(argv)
 
@@ -210,7 +217,7 @@ def main(argv=None) -> int:
         link_dataset(args.source, data)
     prep = timed_stage(work / "preprocess.json", preprocess, data, args.workers)
     log(f"preprocessing: {prep['seconds']:.0f} s (load {prep['load_before']} -> {prep['load_after']})")
-    runs_root = work / "quick" if args.quick else work
+    runs_root = work / "quick" if args.quick else work / f"epochs{args.epochs}" if args.epochs else work
     labels = write_labels(args.source, data, runs_root / "labels.csv")
     results = {}
     for run_name in args.runs:
