@@ -33,8 +33,6 @@ def real_rows(rows: pd.DataFrame) -> pd.DataFrame:
 class SelfBlendedPairs(DeepFakeClassifierDataset):
     """Train mode only: the real rows, reshuffled each epoch; no cut-outs (SBI has none)."""
 
-    images_per_item = 2
-
     def __init__(self, rows: pd.DataFrame, options: DatasetOptions, transforms, seed: int = 0):
         super().__init__(real_rows(rows), "train", options, transforms, seed)
         self.transforms.add_targets({BLEND_TARGET: "image"})
@@ -96,8 +94,6 @@ class SelfBlendedValidation(SelfBlendedPairs):
     """Val mode: 2N single samples (real i at 2i, its blend at 2i + 1); the blend of crop i always uses seed
     (seed, i), so every validation sees the same fakes."""
 
-    images_per_item = 1
-
     def __init__(self, rows: pd.DataFrame, options: DatasetOptions, transforms, seed: int = 0):
         super().__init__(rows, options, transforms, seed)
         self.mode = "val"
@@ -114,8 +110,7 @@ class SelfBlendedValidation(SelfBlendedPairs):
         row_index, is_blend = divmod(index, 2)
         self.rng = np.random.default_rng([self.seed, row_index])
         pair = super().__getitem__(row_index)
-        return {key: value[is_blend] if key in ("image", "labels", "valid", "replaced", "video", "img_name")
-                else value for key, value in pair.items()}
+        return {key: value[is_blend] for key, value in pair.items()}
 
     def _make_pair(self, row: CropRow, image: np.ndarray, landmarks: np.ndarray, replaced: int) -> dict:
         pair = super()._make_pair(row, image, landmarks, replaced)
