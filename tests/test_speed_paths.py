@@ -134,3 +134,24 @@ def test_bf16_on_cpu_stays_close_to_fp32_and_fp32_is_unchanged_by_channels_last(
 
 def test_the_image_sets_the_same_allocator_setting():
     assert f"GLIBC_TUNABLES={TUNABLES}\n" in (REPO_ROOT / "Dockerfile").read_text()
+
+
+def test_compile_is_refused_before_any_work_without_a_compiler(monkeypatch, tmp_path, capsys):
+    import predict_folder
+
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    with pytest.raises(SystemExit):
+        predict_folder.parse_args(["--models", "m.pth", "--test-dir", str(tmp_path), "--compile"])
+    assert "--compile: torch.compile needs a C/C++ compiler" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compiled_classifier_gives_the_eager_scores():
+    torch.manual_seed(0)
+    model = DeepFakeClassifier("efficientnet_lite0", pretrained=False).eval()
+    crops = np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    card = ModelCard(encoder="efficientnet_lite0", input_size=64)
+    eager = ku.predict_probabilities([ku.inference_model(model)], crops, torch.device("cpu"), torch.float32, 3, card)
+    compiled = ku.predict_probabilities([ku.inference_model(model, compile_model=True)], crops, torch.device("cpu"),
+                                        torch.float32, 3, card)  # one batch shape: one compile (~1 min on 2 cores)
+    assert np.abs(compiled - eager).max() < 1e-5
