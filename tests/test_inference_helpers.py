@@ -15,8 +15,9 @@ FPS = 10
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: int = FPS, codec: str = "libx264") -> Path:
-    """The container follows the file's extension (.mp4, .mov, .mkv, .avi, .webm with codec="libvpx-vp9", ...)."""
-    with av.open(str(path), "w", format=path.suffix.lstrip(".").lower().replace("mkv", "matroska")) as container:
+    """PyAV picks the container from the extension, in any case (.mp4, .MP4, .mov, .mkv, .avi, .ts, and .webm with
+    codec="libvpx-vp9")."""
+    with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
         if codec == "libx264":
