@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +119,7 @@ def write_face_video(job: tuple[Path, tuple[int, int], int, int]) -> Path:
 
 def write_face_videos(folder: Path, sizes: Sizes) -> list[Path]:
     """`sizes.videos` files: the distinct generated videos, copied under new names up to the count."""
-    from core.runtime import run_parallel
+    from core.processes import run_parallel
 
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [(folder / f"face_{i:03d}.mp4", sizes.video_size, sizes.video_frames, i)

@@ -34,7 +34,7 @@ from core.cli import HelpFormatter  # noqa: E402
 from core.layout import load_dataset  # noqa: E402
 from preprocessing.link_dataset import link_dataset  # noqa: E402
 
-DEFAULT_SOURCE = REPO_ROOT.parent / "shared" / "data" / "ffpp_c40"
+DEFAULT_SOURCE = Path("../shared/data/ffpp_c40")  # beside the checkout, run from its root
 CONFIG = REPO_ROOT / "configs" / "sbi_cpu.json"
 TEST_PART = 0
 FOLDS_PER_PART = 50  # generate_folds --n-splits 50: fold = part, so --fold 0 trains on parts 1-4
@@ -192,7 +192,8 @@ def print_report(results: dict, labels: Path, args: argparse.Namespace) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--work-dir", type=Path, required=True, help="links, preprocessing, checkpoints, results")
-    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="the FF++ c40 set in the DFDC layout")
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
+                        help="the FF++ c40 set in the DFDC layout")
     parser.add_argument("--runs", nargs="+", default=["winner", "sbi"], choices=list(RUNS),
                         help="which trainings; sbi also reports sbi+cal")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny training, 4 frames per video")

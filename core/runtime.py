@@ -16,7 +16,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from core.processes import limit_library_threads, run_parallel, world_from_env  # noqa: F401 (re-exported)
 
 T = TypeVar("T")
 PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}

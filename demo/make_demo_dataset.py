@@ -39,7 +39,7 @@ import numpy as np
 
 from core.atomic import atomic_write_bytes, atomic_write_json
 from core.cli import HelpFormatter
-from core.runtime import run_parallel
+from core.processes import run_parallel
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "demo_dataset.json"

@@ -20,9 +20,9 @@ from core.faces import CROP_PAD_DIVISOR, crop_face, scale_box
 from core.layout import VideoEntry, boxes_path, crop_name, crops_folder, load_boxes
 from core.video import header_geometry, iter_frames
 from preprocessing.common import RunSummary, is_done, write_done_marker
-from preprocessing.manifest import check_rerun, require
-from preprocessing.step import (make_parser, missing_file_failures, record_finished, refused_settings, run_video_jobs,
-                                shard_of, start_step, video_job)
+from preprocessing.manifest import require
+from preprocessing.step import (begin_step, make_parser, missing_file_failures, record_finished, run_video_jobs,
+                                shard_of, video_job)
 
 STEP = "extract_crops"
 
@@ -72,12 +72,10 @@ def crop_video(job: tuple) -> RunSummary:
 
 def main(argv: Iterable[str] | None = None) -> RunSummary:
     args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    entries, summary = start_step(args, STEP)
-    with refused_settings():
-        boxes = require(args.root_dir, "detect_original_faces", STEP)
-        settings = crop_settings(boxes)
-        check_rerun(args.root_dir, STEP, settings, outputs=f"crops in {args.root_dir / 'crops'}",
-                    how_to_keep="Rerun detect_original_faces with the settings the crops were made with")
+    entries, summary, settings = begin_step(
+        args, STEP, lambda: crop_settings(require(args.root_dir, "detect_original_faces", STEP)),
+        outputs=f"crops in {args.root_dir / 'crops'}",
+        how_to_keep="Rerun detect_original_faces with the settings the crops were made with")
     videos = missing_file_failures(shard_of(entries, args), summary)
     jobs = []
     for entry in videos:

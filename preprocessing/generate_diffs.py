@@ -19,9 +19,8 @@ from core.atomic import atomic_write_image
 from core.processes import end_helper_processes
 from preprocessing.common import RunSummary, is_done, write_done_marker
 from core.layout import crops_folder, diff_path, diffs_folder, list_crops
-from preprocessing.manifest import check_rerun, require
-from preprocessing.step import (make_parser, record_finished, refused_settings, run_video_jobs, shard_of, start_step,
-                                video_job)
+from preprocessing.manifest import require
+from preprocessing.step import begin_step, make_parser, record_finished, run_video_jobs, shard_of, video_job
 
 STEP = "generate_diffs"
 
@@ -62,11 +61,11 @@ def diffs_of_fake(job: tuple) -> RunSummary:
 
 def main(argv: Iterable[str] | None = None) -> RunSummary:
     args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    entries, summary = start_step(args, STEP)
-    with refused_settings():
-        settings = {"difference": "255 * clip(1 - SSIM, 0, 1), grey", "crops": require(args.root_dir, "extract_crops", STEP)}
-        check_rerun(args.root_dir, STEP, settings, outputs=f"diffs in {args.root_dir / 'diffs'}",
-                    how_to_keep="Make the crops with the settings the diffs were made from")
+    entries, summary, settings = begin_step(
+        args, STEP, lambda: {"difference": "255 * clip(1 - SSIM, 0, 1), grey",
+                             "crops": require(args.root_dir, "extract_crops", STEP)},
+        outputs=f"diffs in {args.root_dir / 'diffs'}",
+        how_to_keep="Make the crops with the settings the diffs were made from")
     fakes = [e for e in shard_of(entries, args) if e.is_fake]
     jobs = []
     for fake in fakes:

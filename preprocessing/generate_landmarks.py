@@ -19,12 +19,12 @@ import numpy as np
 
 from core.atomic import atomic_write_npy
 from core.processes import end_helper_processes
-from preprocessing.common import RunSummary, is_done, write_done_marker
+from preprocessing.common import RunSummary, write_done_marker
 from core.faces import LANDMARK_THRESHOLDS, detect_batch, make_mtcnn
 from core.layout import crops_folder, landmarks_folder, landmarks_path, list_crops
 from core.runtime import pick_device
-from preprocessing.manifest import check_rerun, require
-from preprocessing.step import (make_parser, record_finished, refused_settings, run_video_jobs, shard_of, start_step,
+from preprocessing.manifest import require
+from preprocessing.step import (begin_step, make_parser, reals_with_crops, record_finished, run_video_jobs,
                                 video_job)
 
 STEP = "generate_landmarks"
@@ -77,21 +77,13 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
     parser.add_argument("--device", default="cpu",
                         help="cpu (default: crops are small, worker processes each run their own detector) or cuda")
     args = parser.parse_args(argv)
-    entries, summary = start_step(args, STEP)
-    with refused_settings():
-        settings = {"detector_thresholds": list(LANDMARK_THRESHOLDS), "crops": require(args.root_dir, "extract_crops", STEP)}
-        check_rerun(args.root_dir, STEP, settings, outputs=f"landmarks in {args.root_dir / 'landmarks'}",
-                    how_to_keep="Make the crops with the settings the landmarks were made from")
-    reals = [e for e in shard_of(entries, args) if not e.is_fake]
-    jobs = []
-    for entry in reals:
-        if is_done(landmarks_folder(args.root_dir, entry.video_id)):
-            summary.skipped += 1
-        elif not is_done(crops_folder(args.root_dir, entry.video_id)):
-            summary.notes["real videos without finished crops"] += 1
-            summary.fail(entry.name, "no finished crops folder (extract_crops failed or has not run)")
-        else:
-            jobs.append((args.root_dir, entry.video_id, args.device))
+    entries, summary, settings = begin_step(
+        args, STEP, lambda: {"detector_thresholds": list(LANDMARK_THRESHOLDS),
+                             "crops": require(args.root_dir, "extract_crops", STEP)},
+        outputs=f"landmarks in {args.root_dir / 'landmarks'}",
+        how_to_keep="Make the crops with the settings the landmarks were made from")
+    reals, todo = reals_with_crops(args, entries, summary, landmarks_folder)
+    jobs = [(args.root_dir, entry.video_id, args.device) for entry in todo]
     workers = 1 if args.device.startswith("cuda") else args.workers
     # Forked workers inherit torch, imported here but not yet used: spawned ones spent more time importing it
     # than detecting on a few videos' crops (the original forked as well).

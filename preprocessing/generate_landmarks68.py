@@ -14,12 +14,11 @@ import cv2
 from core.atomic import atomic_write_npy
 from core.faces import box_in_crop, scale_box
 from core.landmarks68 import dlib_shape_predictor_path, hog_face_box, predict_landmarks_68
-from core.layout import boxes_path, crops_folder, landmarks68_folder, landmarks68_path, list_crops, load_boxes, \
-    parse_crop_name
-from preprocessing.common import RunSummary, is_done, write_done_marker
-from preprocessing.manifest import check_rerun, require
-from preprocessing.step import make_parser, record_finished, refused_settings, run_video_jobs, shard_of, start_step, \
-    video_job
+from core.layout import (boxes_path, crops_folder, landmarks68_folder, landmarks68_path, list_crops, load_boxes,
+                         parse_crop_name)
+from preprocessing.common import RunSummary, write_done_marker
+from preprocessing.manifest import require
+from preprocessing.step import begin_step, make_parser, reals_with_crops, record_finished, run_video_jobs, video_job
 
 STEP = "generate_landmarks68"
 FALLBACK_NOTE = "crops where HOG found no face (predictor run on the MTCNN box)"
@@ -52,22 +51,13 @@ def landmarks68_of_video(job: tuple) -> RunSummary:
 
 def main(argv: Iterable[str] | None = None) -> RunSummary:
     args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    entries, summary = start_step(args, STEP)
-    with refused_settings():
-        settings = {"model": dlib_shape_predictor_path().name, "face": "dlib HOG, else the MTCNN box",
-                    "crops": require(args.root_dir, "extract_crops", STEP)}
-        check_rerun(args.root_dir, STEP, settings, outputs=f"68-point landmarks in {args.root_dir / 'landmarks68'}",
-                    how_to_keep="Make the crops with the settings the landmarks were made from")
-    reals = [e for e in shard_of(entries, args) if not e.is_fake]
-    jobs = []
-    for entry in reals:
-        if is_done(landmarks68_folder(args.root_dir, entry.video_id)):
-            summary.skipped += 1
-        elif not is_done(crops_folder(args.root_dir, entry.video_id)):
-            summary.notes["real videos without finished crops"] += 1
-            summary.fail(entry.name, "no finished crops folder (extract_crops failed or has not run)")
-        else:
-            jobs.append((args.root_dir, entry.video_id))
+    entries, summary, settings = begin_step(
+        args, STEP, lambda: {"model": dlib_shape_predictor_path().name, "face": "dlib HOG, else the MTCNN box",
+                             "crops": require(args.root_dir, "extract_crops", STEP)},
+        outputs=f"68-point landmarks in {args.root_dir / 'landmarks68'}",
+        how_to_keep="Make the crops with the settings the landmarks were made from")
+    reals, todo = reals_with_crops(args, entries, summary, landmarks68_folder)
+    jobs = [(args.root_dir, entry.video_id) for entry in todo]
     run_video_jobs(summary, landmarks68_of_video, jobs, args.workers, desc="68 landmarks (videos)")
     record_finished(args, STEP, settings, [entry.video_id for entry in reals], landmarks68_folder)
     return summary

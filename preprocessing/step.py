@@ -7,11 +7,11 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
 from core.cli import HelpFormatter
-from core.layout import VideoEntry, load_dataset, unlisted_videos
+from core.layout import VideoEntry, crops_folder, load_dataset, unlisted_videos
 from core.processes import run_parallel
 from core.video import VideoReadError
 from preprocessing.common import RunSummary, add_common_args, is_done, setup_logging, take_shard
-from preprocessing.manifest import ManifestError, write_manifest
+from preprocessing.manifest import ManifestError, check_rerun, write_manifest
 
 log = logging.getLogger("preprocessing")
 
@@ -107,3 +107,31 @@ def record_finished(args: argparse.Namespace, step: str, settings: dict, video_i
     """Write the step's manifest: its settings and the videos whose output folder is complete."""
     done = [video_id for video_id in video_ids if is_done(output_folder(args.root_dir, video_id))]
     write_manifest(args.root_dir, step, settings, done, args.num_shards, args.shard_index)
+
+
+def begin_step(args: argparse.Namespace, step: str, settings_of: Callable[[], dict], outputs: str,
+               how_to_keep: str) -> tuple[dict[str, VideoEntry], RunSummary, dict]:
+    """(entries, summary, settings) of a step that builds on earlier steps: `settings_of` reads what they recorded
+    (preprocessing.manifest.require); outputs made with other settings are refused before any work."""
+    entries, summary = start_step(args, step)
+    with refused_settings():
+        settings = settings_of()
+        check_rerun(args.root_dir, step, settings, outputs=outputs, how_to_keep=how_to_keep)
+    return entries, summary, settings
+
+
+def reals_with_crops(args: argparse.Namespace, entries: dict[str, VideoEntry], summary: RunSummary,
+                     output_folder) -> tuple[list[VideoEntry], list[VideoEntry]]:
+    """(this shard's real videos, those still to do): finished ones count as skipped, and ones without finished
+    crops are named as failures."""
+    reals = [entry for entry in shard_of(entries, args) if not entry.is_fake]
+    todo = []
+    for entry in reals:
+        if is_done(output_folder(args.root_dir, entry.video_id)):
+            summary.skipped += 1
+        elif not is_done(crops_folder(args.root_dir, entry.video_id)):
+            summary.notes["real videos without finished crops"] += 1
+            summary.fail(entry.name, "no finished crops folder (extract_crops failed or has not run)")
+        else:
+            todo.append(entry)
+    return reals, todo

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from core.layout import FOLDS_COLUMNS, diff_path, landmarks_path
 from training.datasets.cutouts import hardcore_cutout
-from core.model_input import image_to_tensor
+from core.model_input import IMAGENET_MEAN, IMAGENET_STD, image_to_tensor
 
 log = logging.getLogger("training.dataset")
 
@@ -95,8 +95,8 @@ class DatasetOptions:
     label_smoothing: float = 0.01  # train labels clipped to [s, 1 - s]
     hardcore: bool = True
     oversample_real: bool = True
-    normalize_mean: Sequence[float] = (0.485, 0.456, 0.406)
-    normalize_std: Sequence[float] = (0.229, 0.224, 0.225)
+    normalize_mean: Sequence[float] = IMAGENET_MEAN
+    normalize_std: Sequence[float] = IMAGENET_STD
 
 
 class DeepFakeClassifierDataset(Dataset):

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.card import RELEASE_CARD
+from core.model_input import IMAGENET_MEAN, IMAGENET_STD
 from core.settings import read_json_object
 
 # Dicts are merged key by key; FREE_FORM sections accept any keys; REQUIRED keys (None here) must be given.
@@ -38,14 +40,14 @@ DEFAULTS: dict[str, Any] = {
         "epochs": None,
         "params": {"max_iter": None, "power": 0.9},  # max_iter None: epochs * batches_per_epoch
     },
-    "normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+    "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
     "losses": {"BinaryCrossentropy": 1},
     # How the trained model scores a video; copied into every checkpoint's model card (core.card).
     "inference": {
-        "frames_per_video": 32,
-        "detector_thresholds": [0.7, 0.8, 0.8],
-        "aggregation": "confident",  # or "mean"
-        "confident_threshold": 0.8,
+        "frames_per_video": RELEASE_CARD.frames_per_video,
+        "detector_thresholds": list(RELEASE_CARD.detector_thresholds),
+        "aggregation": RELEASE_CARD.aggregation,  # or "mean"
+        "confident_threshold": RELEASE_CARD.confident_threshold,
     },
 }
 FREE_FORM = {"model_params", "losses"}
