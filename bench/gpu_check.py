@@ -211,12 +211,18 @@ def prediction_setup(sizes: Sizes, work: Path):
     return videos, models, config
 
 
-def timed_run(videos, models, config):
-    """(results by name, seconds, results) of predict_videos after one warm-up video (first calls, autotuning)."""
-    from bench.predict import run
+def run_videos(videos, models, config):
+    """(results by name, seconds, results) of one predict_videos pass (bench.predict's timing)."""
+    from bench.predict import timed_run as timed_predict
 
-    run(videos[:1], models, config)
-    return run(videos, models, config)
+    results, seconds = timed_predict(videos, models, config)
+    return {r.name: r for r in results}, seconds, results
+
+
+def timed_run(videos, models, config):
+    """run_videos after one warm-up video (first calls, autotuning)."""
+    run_videos(videos[:1], models, config)
+    return run_videos(videos, models, config)
 
 
 def scored(results) -> list:
@@ -252,12 +258,10 @@ def section_compile(sizes: Sizes, work: Path, options: argparse.Namespace) -> Ou
     videos, models, config = prediction_setup(sizes, work)
     eager_by_name, eager_seconds, _ = timed_run(videos, models, config)
     compiled = [torch.compile(model, backend=sizes.compile_backend) for model in models]
-    from bench.predict import run
-
     started = time.perf_counter()
-    run(videos[:1], compiled, config)  # compiles
+    run_videos(videos[:1], compiled, config)  # compiles
     compile_seconds = time.perf_counter() - started
-    by_name, seconds, results = run(videos, compiled, config)
+    by_name, seconds, results = run_videos(videos, compiled, config)
     differences = [abs(by_name[name].score - eager_by_name[name].score) for name in by_name
                    if by_name[name].score is not None and eager_by_name[name].score is not None]
     largest = max(differences, default=math.nan)
