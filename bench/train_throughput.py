@@ -134,7 +134,7 @@ def main() -> None:
         loader = trainer.train_loader(train_set, batch_size, args, context, 0)
 
         loading = measure_loading(loader, options.steps, batch_size)
-        model, _ = trainer.build_model(config, args)
+        model, _ = trainer.build_model(config, args, pretrained=not args.no_pretrained)
         model.to(context.device, memory_format=trainer.memory_format(context.device))
         training = measure_training(model, loader, config, context, precision, options.steps, batch_size)
 

@@ -128,3 +128,17 @@ def test_trainer_checkpoint_carries_its_card_and_predict_uses_it(preprocessed_de
                         preprocessed_demo / "dfdc_train_part_0", "--output", tmp_path / "p.csv", "--workers", "0")
     assert "160 px, 3 frames per video" in result.stderr
     assert len(scores(tmp_path / "p.csv")) == 9
+
+
+@pytest.mark.slow
+def test_resume_last_without_a_checkpoint_starts_from_the_imagenet_weights(preprocessed_demo, tmp_path):
+    """demo.sh, train.sh and bench/real_data.py always pass --resume last: a first run must still get the
+    pretrained encoder (the frozen stem keeps those weights through training)."""
+    from core.models import SHIPPED_LITE0, create_encoder
+
+    run_script(sys.executable, "training/pipelines/train_classifier.py", "--config", "configs/demo_cpu.json",
+               "--data-dir", preprocessed_demo, "--output-dir", tmp_path / "weights", "--logdir", tmp_path / "logs",
+               "--prefix", "r_", "--epochs", "1", "--batches-per-epoch", "1", "--workers", "0", "--resume", "last")
+    state = read_checkpoint(tmp_path / "weights" / "r_DeepFakeClassifier_efficientnet_lite0_0_last")["state_dict"]
+    shipped = create_encoder(SMALL, pretrained=True, pretrained_file=SHIPPED_LITE0).state_dict()
+    assert torch.equal(state["module.encoder.conv_stem.weight"], shipped["conv_stem.weight"])

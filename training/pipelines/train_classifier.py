@@ -137,18 +137,18 @@ class Precision:
 
 # ---------------------------------------------------------------- setup
 
-def build_model(config: dict, args: argparse.Namespace) -> tuple[nn.Module, list[nn.Module]]:
-    """(the config's network, its frozen modules): ImageNet weights unless --no-pretrained or resuming (the
-    checkpoint has them); the unused ImageNet head and the config's `freeze` stages frozen."""
-    model = create_network(config, args)
+def build_model(config: dict, args: argparse.Namespace, pretrained: bool) -> tuple[nn.Module, list[nn.Module]]:
+    """(the config's network, its frozen modules): ImageNet weights when `pretrained` (not with --no-pretrained,
+    nor when a checkpoint will be resumed: it has the weights); the unused ImageNet head and the config's
+    `freeze` stages frozen."""
+    model = create_network(config, args, pretrained)
     freeze_unused_encoder_head(model)
     frozen = encoder_stem_and_stages(model, config["freeze"])
     freeze(frozen)
     return model, frozen
 
 
-def create_network(config: dict, args: argparse.Namespace) -> nn.Module:
-    pretrained = not (args.no_pretrained or args.resume)
+def create_network(config: dict, args: argparse.Namespace, pretrained: bool) -> nn.Module:
     try:
         return build_network(config["network"], encoder=config["encoder"], pretrained=pretrained,
                              pretrained_file=args.pretrained_file or config["pretrained_file"],
@@ -328,8 +328,10 @@ def run(args: argparse.Namespace, context: Context) -> None:
     if context.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     precision = Precision.choose(context.device, config["fp16"])
+    base = checkpoint_base(config, args)
+    resume = resume_path(args, base)  # None for `--resume last` before the first checkpoint: a fresh start
 
-    bare, frozen = build_model(config, args)
+    bare, frozen = build_model(config, args, pretrained=not (args.no_pretrained or resume))
     if context.distributed and context.device.type == "cuda":
         bare = nn.SyncBatchNorm.convert_sync_batchnorm(bare)
         frozen = encoder_stem_and_stages(bare, config["freeze"])  # the converted modules
@@ -338,8 +340,6 @@ def run(args: argparse.Namespace, context: Context) -> None:
     state = TrainState(bare, optimizer, create_scheduler(config["schedule"], optimizer),
                        torch.amp.GradScaler(context.device.type, enabled=precision.uses_scaler))
     train_set, val_set = make_datasets(config, args, context)
-    base = checkpoint_base(config, args)
-    resume = resume_path(args, base)
     if resume:
         state.restore(resume, run_settings(config, args), context)  # last: the random states continue where the checkpoint left them
         log.info("resumed from %s: epoch %d, step %d, best %.5f", resume, state.start_epoch,
