@@ -207,12 +207,13 @@ def load_models(args: argparse.Namespace, device, dtype) -> list[LoadedClassifie
     return loaded
 
 
-def make_config(args: argparse.Namespace, device, loaded: list[LoadedClassifier]) -> PredictionConfig:
+def make_config(args: argparse.Namespace, device, dtype, loaded: list[LoadedClassifier]) -> PredictionConfig:
+    """The pipeline settings; `dtype` is the one the models were loaded in."""
     detector_device = runtime.pick_device(args.detector_device) if args.detector_device else device
     card = loaded[0].card
     frames_per_call = args.detector_batch or (card.frames_per_video if detector_device.type == "cuda" else 1)
     return PredictionConfig(card=card, device=device, detector_device=detector_device,
-                            dtype=runtime.pick_dtype(device, args.precision), batch_size=args.batch_size,
+                            dtype=dtype, batch_size=args.batch_size,
                             frames_per_detector_call=frames_per_call, workers=args.workers,
                             detect_in_workers=detector_device.type == "cpu")
 
@@ -243,7 +244,7 @@ def main(argv=None) -> int:
         card = loaded[0].card
         print(f"[predict] card: {card.encoder if len(loaded) == 1 else 'per model'}, {card.input_size} px, "
               f"{card.frames_per_video} frames per video, {card.aggregation} aggregation", file=sys.stderr)
-    config = make_config(args, context.device, loaded)
+    config = make_config(args, context.device, dtype, loaded)
     key = progress.run_key([item.path for item in loaded], [item.card.to_dict() for item in loaded], str(config.dtype),
                            f"{config.detector_device.type}, {config.frames_per_detector_call} frames per call",
                            args.test_dir or args.dataset, args.save_crops)
