@@ -40,15 +40,25 @@ def final_weights(out: Path) -> dict:
 
 
 def interrupt_after_first_epoch(command: list[str], last_checkpoint: Path) -> subprocess.CompletedProcess:
-    """Start the trainer and press Ctrl-C (SIGINT) as soon as its first _last checkpoint appears."""
+    """Start the trainer and press Ctrl-C (SIGINT) as soon as its first _last checkpoint appears.
+
+    Like a user, press it again while the trainer keeps running: Python drops a KeyboardInterrupt that lands
+    inside an at-fork handler (a DataLoader worker starting), so one press is not always enough.
+    """
     process = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **ENV},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 600
     while not last_checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     still_running = process.poll() is None
-    if still_running:
+    for _ in range(10):
+        if process.poll() is not None:
+            break
         process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            pass
     output, _ = process.communicate(timeout=120)
     assert still_running, f"the trainer ended before it could be interrupted:\n{output}"
     return subprocess.CompletedProcess(command, process.returncode, output, "")
