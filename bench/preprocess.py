@@ -1,4 +1,4 @@
-"""Speed of preprocessing steps 1 (detect faces), 2 (extract crops) and 3 (landmarks) against the floor of only decoding.
+"""Speed of preprocessing steps 1-5 (faces, crops, landmarks, SSIM diffs, folds) against the floor of only decoding.
 
 usage: python bench/preprocess.py DATA_ROOT [--frame-stride 1 10] [--workers N] [--videos a.mp4 ...] [--default-malloc]
 
@@ -92,8 +92,11 @@ def main(argv=None) -> None:
         crops_root = Path(tmp) / f"stride{crops_stride}"
         step2 = run_step("extract_crops", crops_root, args.workers)
         step3 = run_step("generate_landmarks", crops_root, args.workers)
+        step4 = run_step("generate_diffs", crops_root, args.workers)
+        step5 = run_step("generate_folds", crops_root, args.workers)
         crops = sum(1 for _ in (crops_root / "crops").rglob("*.png"))
         landmark_crops = sum(1 for _ in (crops_root / "landmarks").rglob("*.npy"))
+        diffs = sum(1 for _ in (crops_root / "diffs").rglob("*.png"))
 
         entries = load_dataset(crops_root).values()
         reals = [e.path for e in entries if not e.is_fake]
@@ -112,6 +115,8 @@ def main(argv=None) -> None:
     print(line("step 2 crops", step2, len(every)) + f"  ({crops} crops)")
     print(line("step 3 landmarks", step3, len(reals)) + f"  ({landmark_crops} crops with landmarks, "
           f"{1000 * step3['wall'] / max(landmark_crops, 1):.0f} ms per crop)")
+    print(line("step 4 SSIM diffs", step4, len(every) - len(reals)) + f"  ({diffs} diff masks)")
+    print(line("step 5 folds", step5, len(every)))
     print(f"floor, decode every frame, no conversion: reals {floor_all_reals:.1f} s, all videos {floor_all_videos:.1f} s")
     print(f"floor, decode + convert kept frames: step 1 {floor_kept_step1:.1f} s, step 2 {floor_kept_step2:.1f} s")
     step1 = results[crops_stride]["wall"]

@@ -33,9 +33,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root-dir", required=True, type=Path, help="DATA_ROOT holding dfdc_train_part_N/ folders")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     parser.add_argument("--num-shards", type=int, default=num_shards,
-                        help="split the videos over this many machines (default from WORLD_SIZE or SLURM_ARRAY_TASK_COUNT)")
+                        help="split the videos over this many machines (default: from WORLD_SIZE or SLURM_ARRAY_TASK_COUNT, else 1)")
     parser.add_argument("--shard-index", type=int, default=shard_index,
-                        help="which of the shards this process takes (default from RANK or SLURM_ARRAY_TASK_ID)")
+                        help="which of the shards this process takes (default: from RANK or SLURM_ARRAY_TASK_ID, else 0)")
 
 
 def take_shard(items: Iterable[T], num_shards: int, shard_index: int, key=None) -> list[T]:

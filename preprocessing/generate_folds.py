@@ -83,9 +83,9 @@ def csv_bytes(rows: list[tuple]) -> bytes:
 
 def main(argv: Iterable[str] | None = None) -> RunSummary:
     parser = make_parser(__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=None, help=f"output CSV (default DATA_ROOT/{FOLDS_FILE})")
-    parser.add_argument("--n-splits", type=int, default=16, help="number of folds over the 50 DFDC parts (default 16)")
-    parser.add_argument("--seed", type=int, default=777, help="seed of the row shuffle (default 777)")
+    parser.add_argument("--out", type=Path, default=None, help=f"output CSV (default: DATA_ROOT/{FOLDS_FILE})")
+    parser.add_argument("--n-splits", type=int, default=16, help="number of folds over the 50 DFDC parts")
+    parser.add_argument("--seed", type=int, default=777, help="seed of the row shuffle")
     args = parser.parse_args(argv)
     if not 1 <= args.n_splits <= DFDC_PARTS:
         parser.error(f"--n-splits must be between 1 and {DFDC_PARTS}")

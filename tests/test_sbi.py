@@ -167,6 +167,19 @@ def test_trainer_refuses_sbi_without_68_point_landmarks(tmp_path):
         make_datasets(load_config(SBI_CONFIG), args, context=None)
 
 
+@pytest.mark.parametrize("option", ["--no-hardcore", "--no-oversample", "--only-changed-frames"])
+def test_trainer_refuses_options_that_do_nothing_under_sbi(tmp_path, option):
+    from training.pipelines.train_classifier import make_datasets, parse_args
+
+    pd.DataFrame([["a", "0_0.png", 0, "a", 0, 1], ["b", "0_0.png", 0, "b", 0, 0]],
+                 columns=["video", "file", "label", "original", "frame", "fold"]).to_csv(tmp_path / "folds.csv",
+                                                                                          index=False)
+    (tmp_path / LANDMARKS68_DIR).mkdir()
+    args = parse_args(["--config", str(SBI_CONFIG), "--data-dir", str(tmp_path), option])
+    with pytest.raises(DataError, match=f"{option} .*drop the option"):
+        make_datasets(load_config(SBI_CONFIG), args, context=None)
+
+
 @pytest.mark.slow
 def test_sbi_trains_under_torchrun_on_a_dataset_of_real_videos_only(demo_root, tmp_path):
     """preprocess_data.sh on a root without a single fake, then two CPU processes of SBI training."""

@@ -191,9 +191,15 @@ def check_sbi_inputs(data_dir: Path, args: argparse.Namespace) -> None:
         raise DataError(f"{data_dir}: \"fakes\": \"sbi\" needs the 68-point landmarks of the real crops, and "
                         f"generate_landmarks68 has not run there: run preprocess_data.sh {data_dir} (finished "
                         f"steps are skipped)")
-    if args.only_changed_frames:
-        raise DataError("--only-changed-frames selects fakes by their SSIM diff; self-blended fakes have none: "
-                        "drop the option with \"fakes\": \"sbi\"")
+    without_effect = {"--only-changed-frames": (args.only_changed_frames, "selects fakes by their SSIM diff; "
+                                                 "self-blended fakes have none"),
+                      "--no-hardcore": (args.no_hardcore, "turns off the cut-outs of real crops and their "
+                                        "dataset fakes; self-blended pairs never get them"),
+                      "--no-oversample": (args.no_oversample, "turns off sampling as many dataset fakes as "
+                                          "reals; self-blending makes exactly one fake per real")}
+    for option, (given, why) in without_effect.items():
+        if given:
+            raise DataError(f"{option} {why}: drop the option with \"fakes\": \"sbi\"")
 
 
 def train_loader(dataset, batch_size: int, args: argparse.Namespace, context: Context,
