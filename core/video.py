@@ -53,25 +53,49 @@ class _FrameIndexer:
     def __init__(self, stream):
         rate = stream.average_rate or stream.guessed_rate
         self.step = (Fraction(1) / (Fraction(rate) * stream.time_base)) if rate and stream.time_base else None
-        self.start = stream.start_time
+        self.start = stream.start_time if stream.start_time is not None else 0
         self.counter = 0
 
+    def index_at(self, pts: int | None) -> int | None:
+        """The frame number of a timestamp, None when the stream has no usable timing."""
+        if self.step is None or pts is None:
+            return None
+        return int(round((pts - self.start) / self.step))
+
     def __call__(self, frame) -> int:
-        if self.step is not None and frame.pts is not None:
-            start = self.start if self.start is not None else 0
-            index = int(round((frame.pts - start) / self.step))
-            self.counter = index + 1
-            return index
-        index = self.counter
-        self.counter += 1
+        index = self.index_at(frame.pts)
+        if index is None:
+            index = self.counter
+        self.counter = index + 1
         return index
+
+
+# Codecs whose decoders honour skip_frame = NONREF by dropping only frames that no other frame references.
+SKIP_UNREFERENCED_CODECS = frozenset({"h264", "hevc"})
+
+
+def _skip_unkept_frames(stream, keep: Callable[[int], bool] | None, index_of: _FrameIndexer):
+    """A per-packet hook telling the decoder to skip the packet's frame when it is not kept and no other frame
+    references it (H.264/HEVC non-reference pictures, about half of the frames of a typical x264 encode), or
+    None when nothing can be skipped. Kept frames decode from the same reference frames, so they are the same
+    pixels as with every frame decoded (tests/test_video.py compares them)."""
+    if keep is None or stream.codec_context.name not in SKIP_UNREFERENCED_CODECS or index_of.step is None:
+        return None
+    context = stream.codec_context
+
+    def before_decoding(packet) -> None:
+        index = index_of.index_at(packet.pts)
+        context.skip_frame = "DEFAULT" if index is None or keep(index) else "NONREF"
+
+    return before_decoding
 
 
 def iter_frames(path: Path, keep: Callable[[int], bool] | None = None, half: bool = False,
                 threads: bool = True) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (frame_index, RGB uint8 HxWx3) for every frame whose index passes `keep`.
 
-    Frames not kept are decoded (H.264 needs it) but never converted, which is most of the saving.
+    Frames not kept are never converted, and those no other frame references (H.264/HEVC) are not even
+    decoded; the others are decoded because later frames need them.
     `half=True` gives the detector's half-size frame instead (`half_size`: the same pixels in preprocessing and
     prediction).
     Raises VideoReadError if the file cannot be opened or not a single frame decodes; a corrupt packet in
@@ -83,8 +107,11 @@ def iter_frames(path: Path, keep: Callable[[int], bool] | None = None, half: boo
         if threads:
             stream.thread_type = "AUTO"
         index_of = _FrameIndexer(stream)
+        skip_unkept = _skip_unkept_frames(stream, keep, index_of)
         decoded_any = False
         for packet in container.demux(stream):
+            if skip_unkept is not None:
+                skip_unkept(packet)
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
