@@ -15,7 +15,7 @@ import torch
 from core import faces
 from core.card import RELEASE_CARD, ModelCard
 from core.model_input import normalize_batch, to_model_input
-from core.video import VideoReadError, header_frame_count, iter_frames
+from core.video import VideoReadError, decodable_frame_count, header_frame_count, iter_frames
 
 FRAMES_PER_VIDEO = RELEASE_CARD.frames_per_video
 CONFIDENT_THRESHOLD = RELEASE_CARD.confident_threshold
@@ -43,51 +43,44 @@ def sample_frame_indices(count: int, num_frames: int) -> list[int]:
     return sorted(set(np.linspace(0, count - 1, num_frames).astype(int).tolist()))
 
 
-def _decode_indices(path, wanted: Sequence[int]) -> tuple[list[int], list[np.ndarray], int]:
-    """Decode the video once, keeping the wanted frames; also returns the highest frame index seen."""
-    wanted_set = set(wanted)
-    highest = -1
-
-    def keep(index: int) -> bool:
-        nonlocal highest
-        highest = max(highest, index)
-        return index in wanted_set
-
+def _decode_indices(path, wanted: Sequence[int]) -> tuple[list[int], list[np.ndarray]]:
+    """The wanted frames that decode, in one sequential pass: (their indices, the frames)."""
     indices, frames = [], []
-    for index, frame in iter_frames(path, keep=keep):
+    for index, frame in iter_frames(path, keep=set(wanted).__contains__):
         indices.append(index)
         frames.append(frame)
-    return indices, frames, highest
+    return indices, frames
 
 
 def read_sampled_frames(path, num_frames: int = FRAMES_PER_VIDEO) -> SampledFrames:
     """`num_frames` frames at `sample_frame_indices(header count)`, decoded in one sequential pass.
 
-    Header frame counts can be wrong. When the header claims more frames than the stream holds (or none), the
-    indices are re-sampled over the frames actually decoded and a second pass fetches them, so the 32 frames
-    still span the whole video. A header that is too low simply samples the first `count` frames (as the
-    original). Frames lost to corrupt packets in the middle are not replaced.
+    Header frame counts can be wrong. When the header claims more frames than the stream holds (or none), a
+    decoding pass counts the frames that do decode, the indices are re-sampled over them and another pass
+    fetches them, so the 32 frames still span the whole video. A header that is too low simply samples the first
+    `count` frames (as the original). Frames lost to corrupt packets in the middle are not replaced.
     Raises VideoReadError (naming the file) when nothing usable decodes.
     """
     count = header_frame_count(path)
-    resampled = False
     if count > 0:
         wanted = sample_frame_indices(count, num_frames)
-        indices, frames, highest = _decode_indices(path, wanted)
-        if len(indices) == len(wanted) or highest + 1 >= count:
+        indices, frames = _decode_indices(path, wanted)
+        if len(indices) == len(wanted):
+            return SampledFrames(indices, frames)
+        decodable = decodable_frame_count(path)
+        if decodable >= count:  # the header is right; some frames in the middle are damaged
             if not frames:
                 raise VideoReadError(f"{path}: none of the sampled frames could be decoded")
             return SampledFrames(indices, frames)
-        count, resampled = highest + 1, True
+        count = decodable
     else:
-        _, _, highest = _decode_indices(path, [])
-        count, resampled = highest + 1, True
+        count = decodable_frame_count(path)
     if count <= 0:
         raise VideoReadError(f"{path}: no frame could be decoded")
-    indices, frames, _ = _decode_indices(path, sample_frame_indices(count, num_frames))
+    indices, frames = _decode_indices(path, sample_frame_indices(count, num_frames))
     if not frames:
         raise VideoReadError(f"{path}: none of the sampled frames could be decoded")
-    return SampledFrames(indices, frames, resampled)
+    return SampledFrames(indices, frames, resampled=True)
 
 
 # ---------------------------------------------------------------- faces

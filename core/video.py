@@ -94,6 +94,9 @@ def iter_frames(path: Path, keep: Callable[[int], bool] | None = None, half: boo
                 threads: bool = True) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (frame_index, RGB uint8 HxWx3) for every frame whose index passes `keep`.
 
+    `keep` must be a plain predicate: it is also asked about frames before they are decoded, to skip them, and
+    about frames that then fail to decode.
+
     Frames not kept are never converted, and those no other frame references (H.264/HEVC) are not even
     decoded; the others are decoded because later frames need them.
     `half=True` gives the detector's half-size frame instead (`half_size`: the same pixels in preprocessing and
@@ -127,6 +130,26 @@ def iter_frames(path: Path, keep: Callable[[int], bool] | None = None, half: boo
                 yield index, image
         if not decoded_any:
             raise VideoReadError(f"{path}: no frame could be decoded")
+    except av.error.FFmpegError as err:
+        raise VideoReadError(f"{path}: decoding failed ({err})") from err
+    finally:
+        container.close()
+
+
+def decodable_frame_count(path: Path) -> int:
+    """1 + the highest frame index that decodes (every frame is decoded, none converted); 0 when none does."""
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        index_of = _FrameIndexer(stream)
+        highest = -1
+        for packet in container.demux(stream):
+            try:
+                highest = max([highest, *(index_of(frame) for frame in packet.decode())])
+            except av.error.FFmpegError:
+                continue  # a damaged packet, as in iter_frames
+        return highest + 1
     except av.error.FFmpegError as err:
         raise VideoReadError(f"{path}: decoding failed ({err})") from err
     finally:
