@@ -17,13 +17,16 @@ FFPP_VIDEO = FFPP_ROOT / "dfdc_train_part_0" / "183.mp4"
 FIRST = 60  # frames compared (a 720p video's 390 decoded frames would hold 1 GB)
 
 
-def write_video_with_b_frames(path: Path, count: int) -> Path:
-    """x264 as real datasets were encoded: B-frames (some of them non-reference) between references."""
+def write_video_with_b_frames(path: Path, count: int, codec: str = "libx264") -> Path:
+    """x264 (or x265) as real datasets were encoded: B-frames (some of them non-reference) between references."""
     frames = face_frames(count)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
+        stream = container.add_stream(codec, rate=25)
         stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        stream.options = {"crf": "23", "preset": "fast", "bf": "3", "g": "50"}
+        if codec == "libx264":
+            stream.options = {"crf": "23", "preset": "fast", "bf": "3", "g": "50"}
+        else:
+            stream.options = {"crf": "28", "preset": "fast", "x265-params": "bframes=3:keyint=50:log-level=error"}
         for image in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode())
@@ -48,14 +51,19 @@ def generated_video(tmp_path_factory) -> Path:
     return write_video_with_b_frames(tmp_path_factory.mktemp("video") / "b_frames.mp4", 60)
 
 
-@pytest.fixture(params=["generated", "ffpp"])
-def video(request, generated_video) -> Path:
-    """The generated video, and a real FaceForensics++ c40 one where the sample is present."""
+@pytest.fixture(scope="module")
+def generated_hevc_video(tmp_path_factory) -> Path:
+    return write_video_with_b_frames(tmp_path_factory.mktemp("video") / "b_frames_hevc.mp4", 60, "libx265")
+
+
+@pytest.fixture(params=["generated", "hevc", "ffpp"])
+def video(request, generated_video, generated_hevc_video) -> Path:
+    """The generated H.264 and HEVC videos, and a real FaceForensics++ c40 one where the sample is present."""
     if request.param == "ffpp":
         if not FFPP_VIDEO.is_file():
             pytest.skip(f"{FFPP_VIDEO} not present")
         return FFPP_VIDEO
-    return generated_video
+    return generated_hevc_video if request.param == "hevc" else generated_video
 
 
 @pytest.mark.parametrize("threads", [False, True])
