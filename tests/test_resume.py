@@ -51,12 +51,12 @@ def interrupt_after_first_epoch(command: list[str], last_checkpoint: Path) -> su
     while not last_checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     still_running = process.poll() is None
-    for _ in range(10):
+    for _ in range(60):  # soon enough that a lost press cannot let the last epochs finish
         if process.poll() is not None:
             break
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=3)
+            process.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
             pass
     output, _ = process.communicate(timeout=120)
