@@ -75,8 +75,6 @@ def read_sampled_frames(path, num_frames: int = FRAMES_PER_VIDEO) -> SampledFram
         count = decodable
     else:
         count = decodable_frame_count(path)
-    if count <= 0:
-        raise VideoReadError(f"{path}: no frame could be decoded")
     indices, frames = _decode_indices(path, sample_frame_indices(count, num_frames))
     if not frames:
         raise VideoReadError(f"{path}: none of the sampled frames could be decoded")

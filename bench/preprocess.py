@@ -25,25 +25,21 @@ from core.allocator import use_steady_allocator  # noqa: E402
 
 use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
 
-import av  # noqa: E402
-
 from core.allocator import OPT_OUT  # noqa: E402
 from core.cli import HelpFormatter  # noqa: E402
 from core.layout import load_dataset  # noqa: E402
 from core.processes import run_parallel  # noqa: E402
-from core.video import iter_frames  # noqa: E402
+from core.video import decodable_frame_count, iter_frames  # noqa: E402
 from preprocessing.detect_original_faces import DEFAULT_CROP_EVERY as CROP_EVERY  # noqa: E402
 from preprocessing.link_dataset import link_dataset  # noqa: E402
 
 
 def decode(job: tuple[str, int, int]) -> int:
-    """Decode one video. Stride 0: every frame, nothing converted (PyAV alone). Otherwise as the steps do:
+    """Decode one video; returns its frames. Stride 0: every frame, nothing converted. Otherwise as the steps do:
     iter_frames keeping multiples of `stride` (unkept unreferenced frames skipped, kept ones converted)."""
     path, stride, half = job
     if not stride:
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            return sum(1 for _ in container.decode(stream))
+        return decodable_frame_count(Path(path), threads=False)
     return sum(1 for _ in iter_frames(Path(path), keep=lambda i: i % stride == 0, half=half, threads=False))
 
 

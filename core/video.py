@@ -104,6 +104,23 @@ def iter_frames(path: Path, keep: Callable[[int], bool] | None = None, half: boo
     Raises VideoReadError if the file cannot be opened or not a single frame decodes; a corrupt packet in
     the middle is skipped and the remaining frames keep their true indices.
     """
+    def to_rgb(frame) -> np.ndarray:
+        image = frame.to_ndarray(format="rgb24")
+        return half_size(image) if half else image
+
+    return _decoded_frames(path, keep, threads, to_rgb)
+
+
+def decodable_frame_count(path: Path, threads: bool = True) -> int:
+    """1 + the highest frame index that decodes (every frame is decoded, none converted). Raises VideoReadError
+    if the file cannot be opened or not a single frame decodes."""
+    return 1 + max(index for index, _ in _decoded_frames(path, None, threads, lambda frame: None))
+
+
+def _decoded_frames(path: Path, keep: Callable[[int], bool] | None, threads: bool,
+                    convert: Callable) -> Iterator[tuple[int, object]]:
+    """(index, convert(frame)) for every frame that decodes and passes `keep` (None: every frame), in
+    presentation order; see iter_frames."""
     container = _open(path)
     try:
         stream = container.streams.video[0]
@@ -122,34 +139,10 @@ def iter_frames(path: Path, keep: Callable[[int], bool] | None = None, half: boo
             for frame in frames:
                 decoded_any = True
                 index = index_of(frame)
-                if keep is not None and not keep(index):
-                    continue
-                image = frame.to_ndarray(format="rgb24")
-                if half:
-                    image = half_size(image)
-                yield index, image
+                if keep is None or keep(index):
+                    yield index, convert(frame)
         if not decoded_any:
             raise VideoReadError(f"{path}: no frame could be decoded")
-    except av.error.FFmpegError as err:
-        raise VideoReadError(f"{path}: decoding failed ({err})") from err
-    finally:
-        container.close()
-
-
-def decodable_frame_count(path: Path) -> int:
-    """1 + the highest frame index that decodes (every frame is decoded, none converted); 0 when none does."""
-    container = _open(path)
-    try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        index_of = _FrameIndexer(stream)
-        highest = -1
-        for packet in container.demux(stream):
-            try:
-                highest = max([highest, *(index_of(frame) for frame in packet.decode())])
-            except av.error.FFmpegError:
-                continue  # a damaged packet, as in iter_frames
-        return highest + 1
     except av.error.FFmpegError as err:
         raise VideoReadError(f"{path}: decoding failed ({err})") from err
     finally:
