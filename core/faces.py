@@ -22,8 +22,31 @@ def make_mtcnn(thresholds: Sequence[float], device: torch.device | str = "cpu"):
     import torch
     from facenet_pytorch import MTCNN
 
-    return MTCNN(margin=0, thresholds=list(thresholds), keep_all=True, select_largest=True,
-                 post_process=False, device=torch.device(device))
+    from core.mtcnn import use_strided_pools
+
+    mtcnn = MTCNN(margin=0, thresholds=list(thresholds), keep_all=True, select_largest=True,
+                  post_process=False, device=torch.device(device))
+    use_strided_pools(mtcnn)
+    return mtcnn
+
+
+def _largest_first(boxes: np.ndarray, points: np.ndarray):
+    """facenet-pytorch's `select_largest` order (its exact expression, so that ties fall the same way)."""
+    order = np.argsort((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[::-1]
+    return boxes[order], points[order]
+
+
+def _detect(mtcnn, batch: np.ndarray):
+    """Per frame (boxes (N, 4), points (N, 5, 2)) largest first, or None: core.mtcnn's exact, faster cascade
+    on CPU, facenet-pytorch's own `detect` elsewhere."""
+    if mtcnn.device.type == "cpu":
+        from core.mtcnn import detect_faces
+
+        return [_largest_first(boxes[:, :4], points) if len(boxes) else None
+                for boxes, points in detect_faces(mtcnn, batch)]
+    boxes, _probs, points = mtcnn.detect(batch, landmarks=True)
+    return [None if frame_boxes is None else (frame_boxes, frame_points)
+            for frame_boxes, frame_points in zip(boxes, points)]
 
 
 def detect_batch(mtcnn, frames: Sequence[np.ndarray], landmarks: bool = False):
@@ -38,17 +61,14 @@ def detect_batch(mtcnn, frames: Sequence[np.ndarray], landmarks: bool = False):
         return []
     if min(frames[0].shape[:2]) < mtcnn.min_face_size:
         return [None] * len(frames)
-    batch = np.stack(frames)
-    boxes, _probs, *rest = mtcnn.detect(batch, landmarks=landmarks)
-    points = rest[0] if landmarks else [None] * len(frames)
     results = []
-    for frame_boxes, frame_points in zip(boxes, points):
-        if frame_boxes is None:
+    for found in _detect(mtcnn, np.stack(frames)):
+        if found is None:
             results.append(None)
             continue
-        frame_boxes = np.asarray(frame_boxes, dtype=np.float64).reshape(-1, 4)
+        frame_boxes = np.asarray(found[0], dtype=np.float64).reshape(-1, 4)
         if landmarks:
-            results.append((frame_boxes, np.asarray(frame_points, dtype=np.float64).reshape(-1, 5, 2)))
+            results.append((frame_boxes, np.asarray(found[1], dtype=np.float64).reshape(-1, 5, 2)))
         else:
             results.append(frame_boxes)
     return results
