@@ -94,7 +94,8 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
         # Decoder threads only without a pool: one single-threaded decoder per worker keeps the cores busy without
         # oversubscribing them, and frame threading buffers a frame per thread.
         jobs.append((args.root_dir, entry, original.path, settings["crop_every"], args.workers <= 1))
-    run_video_jobs(summary, crop_video, jobs, args.workers, desc="extract crops (videos)")
+    run_video_jobs(summary, crop_video, jobs, args.workers, desc="extract crops (videos)",
+                   size_of=lambda job: job[1].path.stat().st_size)
     record_finished(args, STEP, settings, [entry.video_id for entry in videos], crops_folder)
     return summary
 

@@ -20,7 +20,8 @@ from core.processes import end_helper_processes
 from preprocessing.common import RunSummary, is_done, write_done_marker
 from core.layout import crops_folder, diff_path, diffs_folder, list_crops
 from preprocessing.manifest import require
-from preprocessing.step import begin_step, make_parser, record_finished, run_video_jobs, shard_of, video_job
+from preprocessing.step import (begin_step, folder_bytes, make_parser, record_finished, run_video_jobs, shard_of,
+                                video_job)
 
 STEP = "generate_diffs"
 
@@ -78,7 +79,8 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
             summary.fail(fake.name, f"no finished crops folder for {', '.join(missing)}")
             continue
         jobs.append((args.root_dir, fake.video_id, fake.original_id))
-    run_video_jobs(summary, diffs_of_fake, jobs, args.workers, desc="SSIM diffs (fakes)")
+    run_video_jobs(summary, diffs_of_fake, jobs, args.workers, desc="SSIM diffs (fakes)",
+                   size_of=lambda job: folder_bytes(crops_folder(job[0], job[1])))
     record_finished(args, STEP, settings, [fake.video_id for fake in fakes], diffs_folder)
     return summary
 

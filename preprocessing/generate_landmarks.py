@@ -24,8 +24,8 @@ from core.faces import LANDMARK_THRESHOLDS, detect_batch, make_mtcnn
 from core.layout import crops_folder, landmarks_folder, landmarks_path, list_crops
 from core.runtime import pick_device
 from preprocessing.manifest import require
-from preprocessing.step import (begin_step, make_parser, reals_with_crops, record_finished, run_video_jobs,
-                                video_job)
+from preprocessing.step import (begin_step, folder_bytes, make_parser, reals_with_crops, record_finished,
+                                run_video_jobs, video_job)
 
 STEP = "generate_landmarks"
 
@@ -85,9 +85,12 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
     reals, todo = reals_with_crops(args, entries, summary, landmarks_folder)
     jobs = [(args.root_dir, entry.video_id, args.device) for entry in todo]
     workers = 1 if args.device.startswith("cuda") else args.workers
-    # Forked workers inherit torch, imported here but not yet used: spawned ones spent more time importing it
-    # than detecting on a few videos' crops (the original forked as well).
-    run_video_jobs(summary, landmarks_of_video, jobs, workers, desc="landmarks (videos)", start_method="fork")
+    # Forked workers inherit torch and facenet-pytorch, imported here but not yet used: spawned ones spent more
+    # time importing them than detecting on a few videos' crops (the original forked as well).
+    import core.mtcnn  # noqa: F401  (facenet-pytorch and torchvision: ~1.6 s per worker otherwise)
+
+    run_video_jobs(summary, landmarks_of_video, jobs, workers, desc="landmarks (videos)",
+                   size_of=lambda job: folder_bytes(crops_folder(job[0], job[1])), start_method="fork")
     record_finished(args, STEP, settings, [entry.video_id for entry in reals], landmarks_folder)
     return summary
 

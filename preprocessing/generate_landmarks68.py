@@ -18,7 +18,8 @@ from core.layout import (boxes_path, crops_folder, landmarks68_folder, landmarks
                          parse_crop_name)
 from preprocessing.common import RunSummary, write_done_marker
 from preprocessing.manifest import require
-from preprocessing.step import begin_step, make_parser, reals_with_crops, record_finished, run_video_jobs, video_job
+from preprocessing.step import (begin_step, folder_bytes, make_parser, reals_with_crops, record_finished,
+                                run_video_jobs, video_job)
 
 STEP = "generate_landmarks68"
 FALLBACK_NOTE = "crops where HOG found no face (predictor run on the MTCNN box)"
@@ -58,7 +59,8 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
         how_to_keep="Make the crops with the settings the landmarks were made from")
     reals, todo = reals_with_crops(args, entries, summary, landmarks68_folder)
     jobs = [(args.root_dir, entry.video_id) for entry in todo]
-    run_video_jobs(summary, landmarks68_of_video, jobs, args.workers, desc="68 landmarks (videos)")
+    run_video_jobs(summary, landmarks68_of_video, jobs, args.workers, desc="68 landmarks (videos)",
+                   size_of=lambda job: folder_bytes(crops_folder(job[0], job[1])))
     record_finished(args, STEP, settings, [entry.video_id for entry in reals], landmarks68_folder)
     return summary
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from core.cli import HelpFormatter
@@ -84,12 +85,22 @@ def missing_file_failures(entries: Sequence[VideoEntry], summary) -> list[VideoE
 
 
 def run_video_jobs(summary: RunSummary, worker: Callable[[tuple], RunSummary], jobs: Sequence[tuple], workers: int,
-                   desc: str, start_method: str = "spawn") -> RunSummary:
-    """Run one job per video in the worker pool, add each job's summary to `summary`, print the report."""
+                   desc: str, size_of: Callable[[tuple], int], start_method: str = "spawn") -> RunSummary:
+    """Run one job per video in the worker pool, add each job's summary to `summary`, print the report.
+
+    Jobs start largest first (`size_of`: the bytes the job reads), so that no big video starts last and runs
+    alone while the other workers idle.
+    """
+    jobs = sorted(jobs, key=size_of, reverse=True)
     for result in run_parallel(worker, jobs, workers, desc=desc, start_method=start_method):
         summary.merge(result)
     summary.report()
     return summary
+
+
+def folder_bytes(folder: Path) -> int:
+    """Total size of the files in a folder: the work of a step that reads every crop in it."""
+    return sum(path.stat().st_size for path in folder.iterdir() if path.is_file())
 
 
 @contextmanager

@@ -278,3 +278,19 @@ def test_ffpp_misaligned_fakes_are_detected(tmp_path):
     assert "501 frames vs 390" in reasons["face2face_183_253.mp4"]
     assert "832x480 vs 854x480" in reasons["face2face_469_481.mp4"]
     assert not (root / "crops" / "face2face_183_253").exists()
+
+
+def test_video_jobs_start_largest_first():
+    from preprocessing.common import RunSummary
+    from preprocessing.step import run_video_jobs
+
+    started = []
+
+    def worker(job):
+        started.append(job[0])
+        return RunSummary("test")
+
+    sizes = {"small": 10, "large": 300, "medium": 50}
+    run_video_jobs(RunSummary("test"), worker, [(name,) for name in sizes], workers=1, desc="jobs",
+                   size_of=lambda job: sizes[job[0]])
+    assert started == ["large", "medium", "small"]
