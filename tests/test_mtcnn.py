@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from facenet_pytorch import MTCNN
 from skimage import data
 
+from conftest import run_script
 from core import faces
 from core.mtcnn import IntegralImage, StridedMaxPool
 
@@ -114,3 +115,10 @@ def test_patches_of_frames_too_large_for_an_int32_integral_image():
     patches = IntegralImage(frames).resize_patches(torch.tensor([0]), y0, y1, x0, x1, 48)
     expected = F.interpolate(_as_float_nchw(frames)[:, :, 2700:2890, 2800:2950], size=(48, 48), mode="area")
     assert torch.equal(patches, expected)
+
+
+def test_detector_bench_runs_on_demo_videos_and_finds_the_detectors_identical(demo_root):
+    result = run_script("python", "bench/mtcnn.py", demo_root, "--videos", "2", timeout=600)
+    assert "2 real videos" in result.stdout
+    lines = [line for line in result.stdout.splitlines() if "ms" in line]
+    assert len(lines) == 2 and all(line.endswith("bit-identical") for line in lines), result.stdout
