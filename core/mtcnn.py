@@ -27,7 +27,7 @@ _MAX_PIXEL = 255
 
 
 class StridedMaxPool(torch.nn.Module):
-    """`max_pool2d(kernel, stride, ceil_mode=True)` without padding, as `kernel` strided maxima per axis."""
+    """`max_pool2d(kernel, stride, ceil_mode=True)` (no padding, kernel >= 2) as strided maxima along each axis."""
 
     def __init__(self, kernel: int, stride: int):
         super().__init__()
@@ -36,15 +36,23 @@ class StridedMaxPool(torch.nn.Module):
     def _pool_axis(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         size = x.shape[dim]
         windows = math.ceil((size - self.kernel) / self.stride) + 1
-        covered = (windows - 1) * self.stride + self.kernel
-        if covered > size:  # ceil mode: the last window hangs over the edge; -inf never wins a max
-            padding = [0, 0] * (x.dim() - 1 - dim) + [0, covered - size]
-            x = F.pad(x, padding, value=float("-inf"))
         step = (slice(None),) * dim + (slice(None, None, self.stride),)
-        span = (windows - 1) * self.stride + 1
-        result = x.narrow(dim, 0, span)[step]
-        for offset in range(1, self.kernel):
-            result = torch.maximum(result, x.narrow(dim, offset, span)[step])
+
+        def every_stride_from(offset: int) -> torch.Tensor:
+            """Element `offset` of each window; in ceil mode the last windows may lack it (they hang over the edge)."""
+            count = min(windows, (size - offset + self.stride - 1) // self.stride)
+            return x.narrow(dim, offset, (count - 1) * self.stride + 1)[step]
+
+        first, second = every_stride_from(0), every_stride_from(1)
+        result = torch.empty_like(first)
+        both = second.shape[dim]
+        torch.maximum(first.narrow(dim, 0, both), second, out=result.narrow(dim, 0, both))
+        if both < windows:
+            result.narrow(dim, both, windows - both).copy_(first.narrow(dim, both, windows - both))
+        for offset in range(2, self.kernel):
+            later = every_stride_from(offset)
+            head = result.narrow(dim, 0, later.shape[dim])
+            torch.maximum(head, later, out=head)
         return result
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,6 +87,22 @@ class IntegralImage:
         self.table = torch.from_numpy(table)
         self.frames = frames
 
+    @property
+    def _frame_size(self) -> int:
+        return self.table.shape[1] * self.table.shape[2]
+
+    def _window_sums(self, frame_start: torch.Tensor, rows: tuple, cols: tuple) -> torch.Tensor:
+        """Sum of each window rows x cols (first, one past last; broadcast against frame_start), (..., OH, OW, C):
+        four corners of the summed-area table, gathered from its flat view."""
+        width, channels = self.table.shape[2:]
+        flat = self.table.view(-1, channels)
+
+        def corner(row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+            at = frame_start + row[..., :, None] * width + col[..., None, :]
+            return flat.index_select(0, at.reshape(-1)).view(*at.shape, channels)
+
+        return corner(rows[1], cols[1]) - corner(rows[0], cols[1]) - corner(rows[1], cols[0]) + corner(rows[0], cols[0])
+
     def _as_float(self) -> torch.Tensor:
         """The batch as facenet-pytorch resamples it (float32 NCHW), for the windows too large for exact sums."""
         return torch.from_numpy(self.frames).permute(0, 3, 1, 2).to(torch.float32)
@@ -99,10 +123,8 @@ class IntegralImage:
         cols = _area_windows(torch.tensor(0), torch.tensor(w), size[1])
         if not self._exact(rows, cols):
             return F.interpolate(self._as_float(), size=size, mode="area")
-        t = self.table
-        strip = t.index_select(1, rows[1]) - t.index_select(1, rows[0])
-        sums = strip.index_select(2, cols[1]) - strip.index_select(2, cols[0])
-        return self._mean(sums, rows, cols).permute(0, 3, 1, 2)
+        frame_start = torch.arange(len(self.frames))[:, None, None] * self._frame_size
+        return self._mean(self._window_sums(frame_start, rows, cols), rows, cols).permute(0, 3, 1, 2)
 
     def resize_patches(self, frame_index, y0, y1, x0, x1, side: int) -> torch.Tensor:
         """Patches [y0, y1) x [x0, x1) of the given frames, each area-resampled to side x side, NCHW contiguous."""
@@ -114,16 +136,8 @@ class IntegralImage:
             reference = self._as_float()
             return torch.cat([F.interpolate(reference[i, :, a:b, c:d].unsqueeze(0), size=(side, side), mode="area")
                               for i, a, b, c, d in zip(frame_index, y0, y1, x0, x1)])
-        _, height, width, channels = self.table.shape
-        flat = self.table.view(-1, channels)
-        frame_start = torch.as_tensor(frame_index)[:, None, None] * (height * width)
-
-        def corner(r, c):
-            at = frame_start + r[:, :, None] * width + c[:, None, :]
-            return flat.index_select(0, at.view(-1)).view(*at.shape, channels)
-
-        sums = corner(rows[1], cols[1]) - corner(rows[0], cols[1]) - corner(rows[1], cols[0]) + corner(rows[0], cols[0])
-        return self._mean(sums, rows, cols).permute(0, 3, 1, 2).contiguous()
+        frame_start = torch.as_tensor(frame_index)[:, None, None] * self._frame_size
+        return self._mean(self._window_sums(frame_start, rows, cols), rows, cols).permute(0, 3, 1, 2).contiguous()
 
 
 def _pyramid_scales(height: int, width: int, min_face_size: int, factor: float) -> list[float]:
