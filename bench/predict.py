@@ -9,7 +9,8 @@
 TEST_DIR is searched recursively for *.mp4. Without --models, --models-count randomly initialised
 DeepFakeClassifier(--encoder) are used (seeded; the same models in both modes).
 baseline (the original's way), in a separate process with glibc's default malloc: one video at a time, one MTCNN
-call per frame, no overlap, the default tensor layout, fp16 on CUDA and fp32 on the CPU whatever --precision says.
+call per frame with facenet-pytorch's own detector code, no overlap, the default tensor layout, fp16 on CUDA and
+fp32 on the CPU whatever --precision says.
 pipeline: predict_folder's way in this process (allocator setting, channels-last, --precision, --compile),
 DataLoader workers (decoding, and detection on the CPU) overlapped with the classifier; on CUDA MTCNN takes all
 frames of a video in one call (--detector-batch).
@@ -39,7 +40,7 @@ from core.allocator import use_steady_allocator  # noqa: E402
 use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
 
 import kernel_utils as ku  # noqa: E402
-from core import runtime  # noqa: E402
+from core import faces, runtime  # noqa: E402
 from core.allocator import OPT_OUT  # noqa: E402
 from core.card import ModelCard  # noqa: E402
 from core.checkpoints import load_classifier  # noqa: E402
@@ -105,6 +106,7 @@ def run_mode(args, mode: str, videos: list[Path]) -> dict:
     """Run one mode in this process; returns what the report needs (JSON-friendly)."""
     device = runtime.init(args.device).device
     pipeline = mode == "pipeline"
+    faces.CORE_MTCNN_ON_CPU = pipeline
     dtype = runtime.pick_dtype(device, args.precision if pipeline else "auto")
     models = build_models(args, device, dtype)
     if pipeline:

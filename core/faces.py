@@ -11,6 +11,9 @@ LANDMARK_THRESHOLDS = (0.65, 0.75, 0.75)  # preprocessing: 5 landmarks on crops
 INFERENCE_THRESHOLDS = (0.7, 0.8, 0.8)  # predict_folder / kernel_utils (the model card's default)
 DETECTOR_DOWNSCALE = 2  # MTCNN sees half-size frames (core.video.half_size); boxes are scaled back by this
 CROP_PAD_DIVISOR = 3  # the crop adds side // 3 on each side of the box
+# On the CPU, core.mtcnn runs the cascade instead of facenet-pytorch's code (bit-identical, faster); benchmark
+# baselines set this to False to time the original's detector.
+CORE_MTCNN_ON_CPU = True
 
 
 def make_mtcnn(thresholds: Sequence[float], device: torch.device | str = "cpu"):
@@ -26,7 +29,8 @@ def make_mtcnn(thresholds: Sequence[float], device: torch.device | str = "cpu"):
 
     mtcnn = MTCNN(margin=0, thresholds=list(thresholds), keep_all=True, select_largest=True,
                   post_process=False, device=torch.device(device))
-    use_strided_pools(mtcnn)
+    if CORE_MTCNN_ON_CPU:
+        use_strided_pools(mtcnn)
     return mtcnn
 
 
@@ -39,7 +43,7 @@ def _largest_first(boxes: np.ndarray, points: np.ndarray):
 def _detect(mtcnn, batch: np.ndarray):
     """Per frame (boxes (N, 4), points (N, 5, 2)) largest first, or None: core.mtcnn's exact, faster cascade
     on CPU, facenet-pytorch's own `detect` elsewhere."""
-    if mtcnn.device.type == "cpu":
+    if mtcnn.device.type == "cpu" and CORE_MTCNN_ON_CPU:
         from core.mtcnn import detect_faces
 
         return [_largest_first(boxes[:, :4], points) if len(boxes) else None
