@@ -1,7 +1,9 @@
 """Step 1: MTCNN face boxes for every REAL video, on half-size frames.
 
-Worker processes decode videos (only every --frame-stride-th frame is converted) and never load torch; the main
-process runs the detector on batches of equally sized frames, taken across videos, and writes boxes/<id>.json per video:
+Only every --frame-stride-th frame is converted. On CUDA, worker processes decode videos without loading torch and
+the main process runs the detector on batches of equally sized frames taken across videos. On the CPU each
+worker decodes a video and detects its faces itself, on one thread, in batches of --batch-size frames of that
+video (as the original batched). boxes/<id>.json per video:
 {"<true frame index>": [[x1, y1, x2, y2], ...] in half-resolution pixels, largest face first | null}.
 """
 from __future__ import annotations
@@ -13,10 +15,10 @@ use_steady_allocator(__name__)  # first: glibc reads its malloc settings only wh
 import logging
 import math
 import multiprocessing as mp
-import os
 from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -25,7 +27,7 @@ from tqdm import tqdm
 from core.atomic import atomic_write_json
 from core.faces import DETECT_THRESHOLDS, DETECTOR_DOWNSCALE, detect_batch, make_mtcnn
 from core.layout import VideoEntry, boxes_path
-from core.processes import end_helper_processes, limit_library_threads
+from core.processes import end_helper_processes, limit_library_threads, run_parallel
 from core.video import VideoReadError, header_frame_count, iter_frames
 from preprocessing.common import RunSummary
 from preprocessing.manifest import ManifestError, check_rerun, write_manifest
@@ -139,6 +141,36 @@ class FrameBatcher:
         return finished
 
 
+@lru_cache(maxsize=None)
+def _cpu_detector():
+    return make_mtcnn(DETECT_THRESHOLDS, "cpu")
+
+
+def detect_in_worker(job: tuple[VideoEntry, int, int, bool]) -> tuple[DecodedVideo, list | None]:
+    """Decode one video and detect its faces on the CPU, `batch_size` of its frames per detector call; the
+    frames stay in the worker (only the boxes travel back)."""
+    entry, stride, batch_size, decoder_threads = job
+    video = decode_for_detection((entry, stride, decoder_threads))
+    if video.error:
+        return video, None
+    detector = _cpu_detector()
+    boxes = []
+    for start in range(0, len(video.frames), batch_size):
+        boxes += detect_batch(detector, list(video.frames[start:start + batch_size]))
+    video.frames = None
+    return video, boxes
+
+
+def detected_on_cpu(entries: list[VideoEntry], stride: int, workers: int,
+                    batch_size: int) -> Iterator[tuple[DecodedVideo, list | None]]:
+    """(video, boxes per kept frame) in completion order, largest videos first: one video per worker job."""
+    import core.mtcnn  # noqa: F401  (facenet-pytorch: imported once here, not in every forked worker)
+
+    jobs = sorted(((entry, stride, batch_size, workers <= 1) for entry in entries),
+                  key=lambda job: job[0].path.stat().st_size, reverse=True)
+    yield from run_parallel(detect_in_worker, jobs, workers, desc="detect faces (videos)", start_method="fork")
+
+
 def boxes_json(indices: list[int], boxes: list) -> dict[str, list | None]:
     return {str(index): (None if frame_boxes is None else frame_boxes.tolist())
             for index, frame_boxes in zip(indices, boxes)}
@@ -189,39 +221,46 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
         summary.report()
         return summary
 
-    import torch  # here, not at the top: the decoding workers import this module and need no torch
-
-    from core.runtime import pick_device
+    from core.runtime import pick_device  # here, not at the top: it loads torch, which CUDA's decoding
+    # workers, importing this module, do not need
 
     device = pick_device(args.device)
-    if device.type == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
-    mtcnn = make_mtcnn(DETECT_THRESHOLDS, device)
-    batcher = FrameBatcher(lambda frames: detect_batch(mtcnn, frames), args.batch_size)
 
-    def write(video: DecodedVideo) -> None:
-        boxes = batcher.result(video)
+    def usable(video: DecodedVideo) -> bool:
+        """Count a failed video (False) or warn about kept frames that did not decode."""
+        if video.error:
+            summary.fail(video.name, video.error)
+            return False
+        if video.undecodable_kept_frames:
+            summary.notes["kept frames that failed to decode"] += video.undecodable_kept_frames
+            log.warning("%s: %d kept frames failed to decode; their keys are absent",
+                        video.name, video.undecodable_kept_frames)
+        return True
+
+    def write(video: DecodedVideo, boxes: list) -> None:
         summary.frames_without_face += sum(frame_boxes is None for frame_boxes in boxes)
         atomic_write_json(boxes_path(args.root_dir, video.video_id), boxes_json(video.indices, boxes))
         finished.append(video.video_id)
         summary.done += 1
 
-    with tqdm(total=len(todo), desc="detect faces (videos)") as progress:
-        for video in decoded_videos(todo, args.frame_stride, args.workers, args.crop_every):
-            if video.error:
-                summary.fail(video.name, video.error)
+    if device.type == "cpu":
+        for video, boxes in detected_on_cpu(todo, args.frame_stride, args.workers, args.batch_size):
+            if usable(video):
+                write(video, boxes)
+    else:
+        mtcnn = make_mtcnn(DETECT_THRESHOLDS, device)
+        batcher = FrameBatcher(lambda frames: detect_batch(mtcnn, frames), args.batch_size)
+        with tqdm(total=len(todo), desc="detect faces (videos)") as progress:
+            for video in decoded_videos(todo, args.frame_stride, args.workers, args.crop_every):
+                if not usable(video):
+                    progress.update()
+                    continue
+                for complete in batcher.add(video):
+                    write(complete, batcher.result(complete))
+                    progress.update()
+            for complete in batcher.flush():
+                write(complete, batcher.result(complete))
                 progress.update()
-                continue
-            if video.undecodable_kept_frames:
-                summary.notes["kept frames that failed to decode"] += video.undecodable_kept_frames
-                log.warning("%s: %d kept frames failed to decode; their keys are absent",
-                            video.name, video.undecodable_kept_frames)
-            for complete in batcher.add(video):
-                write(complete)
-                progress.update()
-        for complete in batcher.flush():
-            write(complete)
-            progress.update()
     write_manifest(args.root_dir, STEP, settings, finished, args.num_shards, args.shard_index)
     summary.report()
     return summary

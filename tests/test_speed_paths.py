@@ -106,8 +106,8 @@ def test_a_step_leaves_no_process_of_its_group_behind(demo_root, tmp_path, step)
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         seen_workers = set()
         while process.poll() is None:  # watch the pool exist, so the test cannot pass without one
-            seen_workers.update(line.split()[0] for line in processes_in_group(process.pid)
-                                if "multiprocessing" in line)
+            seen_workers.update(pid for pid in (line.split()[0] for line in processes_in_group(process.pid))
+                                if pid != str(process.pid))  # forked or spawned workers
             time.sleep(0.2)
         stderr = process.stderr.read()
         process.stderr.close()
