@@ -117,8 +117,8 @@ def test_patches_of_frames_too_large_for_an_int32_integral_image():
     assert torch.equal(patches, expected)
 
 
-def test_detector_bench_runs_on_demo_videos_and_finds_the_detectors_identical(demo_root):
-    result = run_script("python", "bench/mtcnn.py", demo_root, "--videos", "2", timeout=600)
+def test_detector_bench_runs_on_demo_videos_and_finds_the_detectors_identical(demo_root, python):
+    result = run_script(python, "bench/mtcnn.py", demo_root, "--videos", "2", timeout=600)
     assert "2 real videos" in result.stdout
     lines = [line for line in result.stdout.splitlines() if "ms" in line]
     assert len(lines) == 2 and all(line.endswith("bit-identical") for line in lines), result.stdout
