@@ -31,7 +31,8 @@ from core.processes import end_helper_processes, limit_library_threads, run_para
 from core.video import VideoReadError, header_frame_count, iter_frames
 from preprocessing.common import RunSummary
 from preprocessing.manifest import ManifestError, check_rerun, write_manifest
-from preprocessing.step import make_parser, missing_file_failures, refused_settings, shard_of, start_step
+from preprocessing.step import (largest_first, make_parser, missing_file_failures, refused_settings, shard_of,
+                                start_step)
 
 log = logging.getLogger("preprocessing")
 STEP = "detect_original_faces"
@@ -166,8 +167,8 @@ def detected_on_cpu(entries: list[VideoEntry], stride: int, workers: int,
     """(video, boxes per kept frame) in completion order, largest videos first: one video per worker job."""
     import core.mtcnn  # noqa: F401  (facenet-pytorch: imported once here, not in every forked worker)
 
-    jobs = sorted(((entry, stride, batch_size, workers <= 1) for entry in entries),
-                  key=lambda job: job[0].path.stat().st_size, reverse=True)
+    jobs = largest_first([(entry, stride, batch_size, workers <= 1) for entry in entries],
+                         size_of=lambda job: job[0].path.stat().st_size)
     yield from run_parallel(detect_in_worker, jobs, workers, desc="detect faces (videos)", start_method="fork")
 
 

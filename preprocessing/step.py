@@ -86,16 +86,18 @@ def missing_file_failures(entries: Sequence[VideoEntry], summary) -> list[VideoE
 
 def run_video_jobs(summary: RunSummary, worker: Callable[[tuple], RunSummary], jobs: Sequence[tuple], workers: int,
                    desc: str, size_of: Callable[[tuple], int], start_method: str = "spawn") -> RunSummary:
-    """Run one job per video in the worker pool, add each job's summary to `summary`, print the report.
-
-    Jobs start largest first (`size_of`: the bytes the job reads), so that no big video starts last and runs
-    alone while the other workers idle.
-    """
-    jobs = sorted(jobs, key=size_of, reverse=True)
-    for result in run_parallel(worker, jobs, workers, desc=desc, start_method=start_method):
+    """Run one job per video in the worker pool, largest first, add each job's summary to `summary`, print the
+    report."""
+    for result in run_parallel(worker, largest_first(jobs, size_of), workers, desc=desc, start_method=start_method):
         summary.merge(result)
     summary.report()
     return summary
+
+
+def largest_first(jobs: Sequence[tuple], size_of: Callable[[tuple], int]) -> list[tuple]:
+    """Jobs ordered by `size_of` (the bytes a job reads), biggest first, so that no big video starts last and
+    runs alone while the other workers idle."""
+    return sorted(jobs, key=size_of, reverse=True)
 
 
 def folder_bytes(folder: Path) -> int:
