@@ -29,9 +29,14 @@ def make_mtcnn(thresholds: Sequence[float], device: torch.device | str = "cpu"):
 
     mtcnn = MTCNN(margin=0, thresholds=list(thresholds), keep_all=True, select_largest=True,
                   post_process=False, device=torch.device(device))
-    if CORE_MTCNN_ON_CPU:
+    if _runs_core_cascade(mtcnn):
         use_strided_pools(mtcnn)
     return mtcnn
+
+
+def _runs_core_cascade(mtcnn) -> bool:
+    """core.mtcnn's cascade (and its pooling layers) on the CPU; facenet-pytorch's untouched code elsewhere."""
+    return CORE_MTCNN_ON_CPU and mtcnn.device.type == "cpu"
 
 
 def _largest_first(boxes: np.ndarray, points: np.ndarray):
@@ -43,7 +48,7 @@ def _largest_first(boxes: np.ndarray, points: np.ndarray):
 def _detect(mtcnn, batch: np.ndarray):
     """Per frame (boxes (N, 4), points (N, 5, 2)) largest first, or None: core.mtcnn's exact, faster cascade
     on CPU, facenet-pytorch's own `detect` elsewhere."""
-    if mtcnn.device.type == "cpu" and CORE_MTCNN_ON_CPU:
+    if _runs_core_cascade(mtcnn):
         from core.mtcnn import detect_faces
 
         return [_largest_first(boxes[:, :4], points) if len(boxes) else None
