@@ -1,4 +1,4 @@
-"""facenet-pytorch's MTCNN cascade on CPU, bit-identical to `MTCNN.detect` and about 1.5x faster.
+"""facenet-pytorch's MTCNN cascade on CPU, bit-identical to `MTCNN.detect` and 1.4-1.6x faster (bench/mtcnn.py).
 
 Same networks, same weights, same float operations in the same memory layouts; three things are done
 differently because they give the same bits for less work:
@@ -160,10 +160,11 @@ def _patches(image: IntegralImage, boxes: torch.Tensor, frame_index: torch.Tenso
     the frame are dropped (facenet-pytorch would fail on them)."""
     h, w = image.frames.shape[1:3]
     y, ey, x, ex = pad(boxes, w, h)
-    inside = torch.from_numpy((ey > y - 1) & (ex > x - 1))
-    y, ey, x, ex = (torch.from_numpy(v[inside.numpy()]).long() for v in (y, ey, x, ex))
-    patches = image.resize_patches(frame_index[inside], y - 1, ey, x - 1, ex, side)
-    return _normalise(patches), boxes[inside], frame_index[inside]
+    inside = (ey > y - 1) & (ex > x - 1)
+    y, ey, x, ex = (torch.from_numpy(v[inside]).long() for v in (y, ey, x, ex))
+    kept = torch.from_numpy(inside)
+    patches = image.resize_patches(frame_index[kept], y - 1, ey, x - 1, ex, side)
+    return _normalise(patches), boxes[kept], frame_index[kept]
 
 
 def _candidates(mtcnn, image: IntegralImage):
