@@ -36,6 +36,7 @@ NUMPY_SAFE_GLOBALS = [
     np.dtypes.Float32DType,
     np.dtypes.Int64DType,
 ]
+DAMAGED_HINT = "the file may be truncated, damaged or not a torch checkpoint: fetch it again"
 TRUSTED_HINT = "if you trust the file, rerun with --trusted-checkpoints (loads it with weights_only=False)"
 
 
@@ -82,11 +83,14 @@ def read_checkpoint(path: Path, trusted: bool = False) -> dict:
             with torch.serialization.safe_globals(NUMPY_SAFE_GLOBALS):
                 checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(f"{path}: refused by the safe loader ({err}); {TRUSTED_HINT}") from err
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        if trusted:
+            raise CheckpointError(f"{path}: cannot read checkpoint ({err}); {DAMAGED_HINT}") from err
+        raise CheckpointError(f"{path}: refused by the safe loader ({err}); {TRUSTED_HINT}. If it is a downloaded "
+                              f"release, {DAMAGED_HINT}") from err
+    except Exception as err:  # damaged bytes make torch's loaders fail in many ways (struct.error, IndexError, ...)
         reason = str(err) or type(err).__name__
-        raise CheckpointError(f"{path}: cannot read checkpoint ({reason}); the file may be truncated or not a "
-                              f"torch checkpoint, fetch it again") from err
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(err).__name__}: {reason}); {DAMAGED_HINT}") \
+            from err
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path}: expected a dict, found {type(checkpoint).__name__}")
     return checkpoint
