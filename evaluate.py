@@ -29,7 +29,8 @@ import pandas as pd
 
 from core.atomic import atomic_write_json
 from core.cli import HelpFormatter
-from core.datasets import load_collection, parse_label
+from core.damage import named_errors
+from core.datasets import DatasetError, load_collection, parse_label
 from core.layout import read_metadata
 from inference import progress
 from inference.calibration import (CalibrationError, applied_record, cross_validated, fit_calibration, read_applied,
@@ -39,6 +40,7 @@ from inference.outputs import crops_path, errors_path
 from inference.report import format_value, plot_histogram, plot_roc, write_html
 
 NO_GROUP = "all"
+LABELS_REMEDY = "fix it, or write it again (one row per video: filename,label with REAL/FAKE or 0/1)"
 
 
 def read_labels(paths: list[Path]) -> pd.DataFrame:
@@ -48,7 +50,8 @@ def read_labels(paths: list[Path]) -> pd.DataFrame:
         if path.suffix == ".json":
             entries = [(name, info["label"], path.parent.name) for name, info in read_metadata(path).items()]
         else:
-            frame = pd.read_csv(path, dtype=str)
+            with named_errors(path, DatasetError, "a labels CSV (filename,label[,group])", LABELS_REMEDY):
+                frame = pd.read_csv(path, dtype=str)
             if not {"filename", "label"} <= set(frame.columns):
                 raise SystemExit(f"error: {path}: expected columns filename,label[,group], found {list(frame.columns)}")
             groups = frame["group"].fillna(NO_GROUP) if "group" in frame.columns else [NO_GROUP] * len(frame)
@@ -186,7 +189,12 @@ def main(argv=None) -> int:
         for line in problems:
             print(f"error: {line}", file=sys.stderr)
         return 2
-    applied = read_applied(args.predictions)
+    try:
+        applied = read_applied(args.predictions)
+        run_key = progress.recorded_run_key(args.predictions)
+    except (CalibrationError, progress.ProgressFileError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if applied and args.fit_calibration:
         print(f"error: --fit-calibration: {args.predictions} holds calibrated scores "
               f"({applied_record(args.predictions)}); fit on the uncalibrated predictions (rerun predict_folder.py without --calibration)", file=sys.stderr)
@@ -209,7 +217,6 @@ def main(argv=None) -> int:
     crops = pd.read_csv(crops_file, dtype={"filename": str}) if crops_file.is_file() else None
     errors_file = errors_path(args.predictions)
     unscored = set(pd.read_csv(errors_file, dtype={"filename": str})["filename"]) if errors_file.is_file() else set()
-    run_key = progress.recorded_run_key(args.predictions)
 
     metrics = compute_metrics(y, p)
     metrics.update(frame_metrics(crops, labels))

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.damage import named_errors, read_json, read_text
 from core.layout import METADATA_FILE, is_video_file, load_dataset, part_dirs, read_metadata
 
 FFPP_ORIGINALS = "original_sequences"
@@ -31,6 +32,7 @@ FFPP_MANIPULATED = "manipulated_sequences"
 CELEBDF_FOLDERS = {"Celeb-real": 0, "YouTube-real": 0, "Celeb-synthesis": 1}
 CELEBDF_TEST_LIST = "List_of_testing_videos.txt"
 CELEBDF_REAL_FLAG = "1"  # in List_of_testing_videos.txt, 1 marks a real video
+CELEBDF_LIST_REMEDY = "fetch List_of_testing_videos.txt again from the Celeb-DF v2 download"
 DFDC_TEST_LABELS = "labels.csv"
 LAYOUTS = ("ffpp", "celebdf", "dfdc", "dfdc_test")
 # Label words and numbers accepted in label files (1 = fake).
@@ -121,13 +123,15 @@ def _ffpp_compression(root: Path, sources, compression: str | None) -> str:
 
 def read_ffpp_split(path: Path) -> set[str]:
     """Video stems an official FF++ split file names: each pair's two originals and both fakes' names."""
-    try:
-        pairs = json.loads(Path(path).read_text())
-        stems = set()
-        for target, source in pairs:
-            stems.update({str(target), str(source), f"{target}_{source}", f"{source}_{target}"})
-    except (OSError, json.JSONDecodeError, TypeError, ValueError) as err:
-        raise DatasetError(f"{path}: not an FF++ split file (a JSON list of [target, source] pairs): {err}") from None
+    remedy = "fetch it again (splits/test.json, train.json or val.json in the FaceForensics repository)"
+    pairs = read_json(path, DatasetError, "an FF++ split file (a JSON list of [target, source] pairs)", remedy)
+    stems = set()
+    for pair in pairs if isinstance(pairs, list) else [pairs]:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(name, str) for name in pair)):
+            raise DatasetError(f"{path}: not an FF++ split file (a JSON list of [target, source] pairs): found "
+                               f"{pair!r}; {remedy}")
+        target, source = pair
+        stems.update({target, source, f"{target}_{source}", f"{source}_{target}"})
     return stems
 
 
@@ -161,13 +165,15 @@ def load_ffpp(root: Path, split: Path | None = None, compression: str | None = N
 
 def read_celebdf_list(path: Path) -> dict[str, int]:
     """{relative path: label (1 = fake)} from a List_of_testing_videos.txt ("1 YouTube-real/00170.mp4")."""
+    text = read_text(path, DatasetError, "a Celeb-DF list of videos", CELEBDF_LIST_REMEDY)
     entries = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
         if len(parts) != 2 or parts[0] not in ("0", "1"):
-            raise DatasetError(f"{path}:{number}: expected '<0|1> <folder>/<file>', found {line!r}")
+            raise DatasetError(f"{path}:{number}: expected '<0|1> <folder>/<file>', found {line!r}; "
+                               f"{CELEBDF_LIST_REMEDY}")
         entries[parts[1]] = 0 if parts[0] == CELEBDF_REAL_FLAG else 1
     return entries
 
@@ -194,6 +200,12 @@ def load_celebdf(root: Path, split: str | Path | None = None) -> list[LabelledVi
                 original = f"Celeb-real/{target}_{clip}{path.suffix}"
             videos.append(LabelledVideo(path, video_id, label, folder, "test" if video_id in listed else "train",
                                         original))
+    if split is not None and not listed:
+        raise DatasetError(f"{list_file}: lists no video; {CELEBDF_LIST_REMEDY}")
+    absent = sorted(listed.keys() - {v.id for v in videos})
+    if absent:  # a damaged list, or videos missing from the download
+        raise DatasetError(f"{list_file}: {len(absent)} listed video(s) not found under {root}, e.g. "
+                           f"{', '.join(absent[:5])}; fetch the missing videos, or {CELEBDF_LIST_REMEDY}")
     if split == "train":
         return [v for v in videos if v.split == "train"]
     if split is not None:
@@ -214,13 +226,24 @@ def load_dfdc(root: Path) -> list[LabelledVideo]:
 
 def load_dfdc_test(root: Path) -> list[LabelledVideo]:
     path = root / DFDC_TEST_LABELS
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if rows and not {"filename", "label"} <= set(rows[0]):
-        raise DatasetError(f"{path}: expected columns filename,label, found {list(rows[0])}")
-    return [LabelledVideo(root / row["filename"], row["filename"], parse_label(row["label"], f"{path}: "
-                                                                               f"{row['filename']}"), "test", "test")
-            for row in rows]
+    remedy = "fix it, or fetch the test set's labels.csv again"
+    text = read_text(path, DatasetError, "a labels CSV (filename,label)", remedy)
+    with named_errors(path, DatasetError, "a labels CSV (filename,label)", remedy):
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        if not rows:
+            raise DatasetError(f"{path}: no rows{' (an empty file)' if not text else ''}; {remedy}")
+        if not {"filename", "label"} <= set(rows[0]):
+            raise DatasetError(f"{path}: expected columns filename,label, found {list(rows[0])}; {remedy}")
+        videos, seen = [], set()
+        for number, row in enumerate(rows, 2):
+            if not row["filename"]:
+                raise DatasetError(f"{path}:{number}: a row without a file name; {remedy}")
+            if row["filename"] in seen:
+                raise DatasetError(f"{path}:{number}: {row['filename']} is listed twice; {remedy}")
+            label = parse_label(row["label"], f"{path}:{number}: {row['filename']}")
+            seen.add(row["filename"])
+            videos.append(LabelledVideo(root / row["filename"], row["filename"], label, "test", "test"))
+    return videos
 
 
 # ----------------------------------------------------------------
@@ -247,7 +270,9 @@ def load_collection(root: Path, split: str | Path | None = None, compression: st
         videos = load_dfdc_test(root)
     missing = [v.id for v in videos if not v.path.is_file()]
     if missing:
-        raise DatasetError(f"{root}: {len(missing)} labelled video(s) missing on disk, e.g. {', '.join(missing[:5])}")
+        listed_in = f" (listed in {root / DFDC_TEST_LABELS})" if layout == "dfdc_test" else ""
+        raise DatasetError(f"{root}: {len(missing)} labelled video(s) missing on disk{listed_in}, e.g. "
+                           f"{', '.join(missing[:5])}")
     if not videos:
         raise DatasetError(f"{root}: {layout} layout with no video{' in split ' + str(split) if split else ''}")
     ids = [v.id for v in videos]

@@ -11,16 +11,19 @@
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from core.damage import named_errors, read_json
 from core.settings import read_json_object
 
 PART_DIR_PATTERN = re.compile(r"^dfdc_train_part_(\d+)$")
 METADATA_FILE = "metadata.json"
 LABELS = ("REAL", "FAKE")
+METADATA_REMEDY = "fix it, or fetch the dataset part's metadata.json again"
 # Containers PyAV opens that datasets ship videos in; matched case-insensitively.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
@@ -76,13 +79,17 @@ def read_metadata(path: Path) -> dict[str, dict]:
 
     Raises ValueError naming the file for a missing or malformed file or an entry without a valid label.
     """
-    metadata = read_json_object(path, f"{METADATA_FILE} (a JSON object of video entries)")
+    metadata = read_json_object(path, f"{METADATA_FILE} (a JSON object of video entries)", METADATA_REMEDY)
     entries = {}
     for name, info in metadata.items():
         label = info.get("label") if isinstance(info, dict) else None
         if label not in LABELS:
-            raise ValueError(f"{path}: entry {name} has label {label!r}, expected REAL or FAKE")
-        entries[name] = {"label": label, "original": info.get("original") if label == "FAKE" else None}
+            raise ValueError(f"{path}: entry {name} has label {label!r}, expected REAL or FAKE; {METADATA_REMEDY}")
+        original = info.get("original") if label == "FAKE" else None
+        if original is not None and not isinstance(original, str):
+            raise ValueError(f"{path}: entry {name} has original {original!r}, expected a file name or null; "
+                             f"{METADATA_REMEDY}")
+        entries[name] = {"label": label, "original": original}
     return entries
 
 
@@ -183,5 +190,23 @@ def list_crops(folder: Path) -> list[str]:
 
 
 def load_boxes(path: Path) -> dict[int, list[list[float]] | None]:
-    """A boxes/<id>.json file as {frame index: boxes or None}."""
-    return {int(frame): boxes for frame, boxes in json.loads(Path(path).read_text()).items()}
+    """A boxes/<id>.json file as {frame index: boxes or None}; ValueError naming the file when it is damaged."""
+    remedy = "delete it and rerun detect_original_faces (it redoes only the videos without a boxes file)"
+    frames = read_json(path, ValueError, "a boxes file", remedy)
+    with named_errors(path, ValueError, "a boxes file ({frame: [[x1, y1, x2, y2], ...] or null})", remedy):
+        boxes = {int(frame): boxes for frame, boxes in frames.items()}
+        for frame_boxes in boxes.values():
+            for box in frame_boxes or []:
+                if len(box) != 4 or not all(isinstance(v, (int, float)) for v in box):
+                    raise ValueError(f"a box {box!r} is not four numbers")
+        return boxes
+
+
+def read_landmarks(path: Path) -> np.ndarray:
+    """A landmarks .npy file: an (N, 2) array of points; ValueError naming the file when it is damaged."""
+    remedy = "delete it and its folder's .done marker, then rerun the landmarks step for that video"
+    with named_errors(path, ValueError, "a landmarks file (an (N, 2) NumPy array)", remedy):
+        points = np.load(path, allow_pickle=False)
+        if points.ndim != 2 or points.shape[1] != 2 or points.dtype.kind not in "iuf":
+            raise ValueError(f"an array of shape {points.shape} and dtype {points.dtype}")
+        return points

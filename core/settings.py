@@ -2,22 +2,17 @@
 requested ones, for messages that name exactly what differs."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from core.damage import read_json
 
-def read_json_object(path: Path, what: str) -> dict:
-    """The JSON object in `path`; ValueError naming the file (and `what` it should be) otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: {what} not found")
-    try:
-        value = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+
+def read_json_object(path: Path, what: str, remedy: str) -> dict:
+    """The JSON object in `path`; ValueError naming the file, `what` it should be and `remedy` otherwise."""
+    value = read_json(path, ValueError, what, remedy)
     if not isinstance(value, dict):
-        raise ValueError(f"{path}: {what} must be a JSON object")
+        raise ValueError(f"{path}: {what} must be a JSON object, found {type(value).__name__}; {remedy}")
     return value
 
 

@@ -14,7 +14,6 @@ calibration on already calibrated scores).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from scipy.optimize import minimize
 from scipy.special import expit, logit
 
 from core.atomic import atomic_write_json
+from core.damage import named_errors, read_json
 from inference.metrics import clip_probabilities
 
 MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-3, 1e3
@@ -115,7 +115,13 @@ def record_applied(output: Path, calibration: Calibration | None, source: str | 
 
 def read_applied(output: Path) -> dict | None:
     path = applied_record(output)
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    remedy = "delete it and run predict_folder.py again to say which calibration the CSV's scores went through"
+    record = read_json(path, CalibrationError, "a calibration record", remedy)
+    if not isinstance(record, dict):
+        raise CalibrationError(f"{path}: a calibration record must be a JSON object; {remedy}")
+    return record
 
 
 def read_calibration(path: Path) -> tuple[Calibration, list[dict] | None]:
@@ -123,16 +129,17 @@ def read_calibration(path: Path) -> tuple[Calibration, list[dict] | None]:
     path = Path(path)
     if not path.is_file():
         raise CalibrationError(f"{path}: calibration file not found")
-    try:
-        values = json.loads(path.read_text())
+    remedy = "write one with evaluate.py --fit-calibration"
+    values = read_json(path, CalibrationError, "a calibration file", remedy)
+    with named_errors(path, CalibrationError, "a calibration file", remedy):
         calibration = Calibration(float(values["temperature"]), float(values["bias"]))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise CalibrationError(f"{path}: not a calibration file ({type(err).__name__}: {err}); write one with "
-                               f"evaluate.py --fit-calibration") from None
+        checkpoints = values.get("checkpoints")
+        if checkpoints is not None:
+            checkpoints = [{"name": str(item["name"]), "bytes": int(item["bytes"]), "mtime_ns": int(item["mtime_ns"])}
+                           for item in checkpoints]
     if not (np.isfinite(calibration.temperature) and calibration.temperature > 0 and np.isfinite(calibration.bias)):
         raise CalibrationError(f"{path}: temperature must be positive and bias finite, found "
-                               f"{calibration.temperature}, {calibration.bias}")
-    checkpoints = values.get("checkpoints")
+                               f"{calibration.temperature}, {calibration.bias}; {remedy}")
     return calibration, checkpoints
 
 

@@ -18,6 +18,7 @@ from typing import IO
 
 import numpy as np
 
+from core.damage import named_errors, read_text
 from core.settings import differences
 from inference.pipeline import VideoResult
 
@@ -60,20 +61,27 @@ def to_record(result: VideoResult) -> dict:
 
 
 def from_record(record: dict) -> VideoResult:
-    return VideoResult(record["name"], record["score"], record["failure"], record["reason"],
-                       crop_keys=[tuple(k) for k in record["crop_keys"]],
-                       crop_scores=np.asarray(record["crop_scores"], dtype=np.float64))
+    """A progress line as a VideoResult; ValueError, KeyError or TypeError when a field is missing or of another kind."""
+    score = record["score"]
+    if not isinstance(record["name"], str) or not (score is None or isinstance(score, (int, float))):
+        raise ValueError(f"a record with name {record['name']!r} and score {score!r}")
+    return VideoResult(record["name"], None if score is None else float(score), record["failure"], record["reason"],
+                       crop_keys=[(int(frame), int(actor)) for frame, actor in record["crop_keys"]],
+                       crop_scores=np.asarray(record["crop_scores"], dtype=np.float64).reshape(-1))
+
+
+PROGRESS_REMEDY = "delete it or pass --restart to score every video again"
 
 
 def _read_lines(path: Path) -> list[dict]:
     """The file's JSON lines; an unterminated last line (a write cut short) is dropped."""
-    text = path.read_text()
-    lines = text.split("\n")
-    complete = lines[:-1]  # the part after the last newline is empty, or a write cut short
-    try:
-        return [json.loads(line) for line in complete if line]
-    except json.JSONDecodeError as err:
-        raise ProgressFileError(f"{path}: not a progress file ({err}); delete it or pass --restart") from None
+    text = read_text(path, ProgressFileError, "a progress file", PROGRESS_REMEDY)
+    complete = text.split("\n")[:-1]  # the part after the last newline is empty, or a write cut short
+    with named_errors(path, ProgressFileError, "a progress file (one JSON object per line)", PROGRESS_REMEDY):
+        lines = [json.loads(line) for line in complete if line]
+        if not all(isinstance(line, dict) for line in lines):
+            raise ValueError("a line is not a JSON object")
+        return lines
 
 
 def load_finished(output: Path, key: dict) -> dict[str, VideoResult]:
@@ -83,12 +91,13 @@ def load_finished(output: Path, key: dict) -> dict[str, VideoResult]:
         lines = _read_lines(path)
         if not lines:
             continue
-        found = lines[0].get("run_key") if isinstance(lines[0], dict) else None
+        found = lines[0].get("run_key")
         if found != key:
             detail = "; ".join(differences(found, key, "file", "now")) if isinstance(found, dict) else "no run key"
-            raise ProgressFileError(f"{path} was written by a run with other settings ({detail}); delete it or "
-                                   f"pass --restart to score every video again")
-        finished.update((record["name"], from_record(record)) for record in lines[1:])
+            raise ProgressFileError(f"{path} was written by a run with other settings ({detail}); "
+                                    f"{PROGRESS_REMEDY}")
+        with named_errors(path, ProgressFileError, "a progress file's video records", PROGRESS_REMEDY):
+            finished.update((record["name"], from_record(record)) for record in lines[1:])
     return finished
 
 

@@ -9,11 +9,11 @@ agree on the settings. Before doing any work a step
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable
 
 from core.atomic import atomic_write_json
+from core.damage import read_json
 from core.layout import MANIFESTS_DIR
 from core.settings import differences
 
@@ -27,15 +27,22 @@ def manifest_path(root: Path, step: str, num_shards: int = 1, shard_index: int =
     return Path(root) / MANIFESTS_DIR / name
 
 
+def read_manifest(path: Path, step: str) -> dict:
+    """One manifest file as {"step", "settings", "videos"}; ManifestError naming it when it is damaged."""
+    remedy = f"delete it and rerun {step} (finished videos are skipped)"
+    manifest = read_json(path, ManifestError, "a step manifest", remedy)
+    videos = manifest.get("videos", []) if isinstance(manifest, dict) else None
+    if not (isinstance(manifest, dict) and isinstance(manifest.get("settings"), dict) and isinstance(videos, list)
+            and all(isinstance(video, str) for video in videos)):
+        raise ManifestError(f'{path}: not a step manifest (a JSON object with "settings" and a list of "videos"); '
+                            f"{remedy}")
+    return manifest
+
+
 def _manifests(root: Path, step: str) -> list[tuple[Path, dict]]:
     folder = Path(root) / MANIFESTS_DIR
-    found = []
-    for path in sorted(folder.glob(f"{step}.json")) + sorted(folder.glob(f"{step}.shard*.json")):
-        try:
-            found.append((path, json.loads(path.read_text())))
-        except (OSError, json.JSONDecodeError) as err:
-            raise ManifestError(f"{path}: unreadable manifest ({err}); delete it and rerun {step}") from err
-    return found
+    paths = sorted(folder.glob(f"{step}.json")) + sorted(folder.glob(f"{step}.shard*.json"))
+    return [(path, read_manifest(path, step)) for path in paths]
 
 
 def recorded_settings(root: Path, step: str) -> dict[str, Any] | None:
@@ -82,6 +89,6 @@ def write_manifest(root: Path, step: str, settings: dict, videos: Iterable[str],
     path = manifest_path(root, step, num_shards, shard_index)
     done = set(videos)
     if merge and path.is_file():
-        done |= set(json.loads(path.read_text()).get("videos", []))
+        done |= set(read_manifest(path, step).get("videos", []))
     atomic_write_json(path, {"step": step, "settings": settings, "videos": sorted(done)}, indent=1)
     return path

@@ -17,7 +17,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from core.layout import FOLDS_COLUMNS, diff_path, landmarks_path
+from core.damage import named_errors
+from core.layout import FOLDS_COLUMNS, diff_path, landmarks_path, read_landmarks
 from training.datasets.cutouts import hardcore_cutout
 from core.model_input import IMAGENET_MEAN, IMAGENET_STD, image_to_tensor
 
@@ -46,10 +47,17 @@ def read_folds(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: folds file not found (run preprocess_data.sh first)")
-    folds = pd.read_csv(path, dtype={"video": str, "file": str, "original": str})
-    missing = [c for c in FOLDS_COLUMNS if c not in folds.columns]
-    if missing:
-        raise DataError(f"{path}: missing columns {missing}; expected {list(FOLDS_COLUMNS)}")
+    remedy = "delete it and rerun preprocessing/generate_folds.py (or preprocess_data.sh)"
+    with named_errors(path, DataError, "a folds file (CSV)", remedy):
+        folds = pd.read_csv(path, dtype={"video": str, "file": str, "original": str})
+        missing = [c for c in FOLDS_COLUMNS if c not in folds.columns]
+        if missing:
+            raise DataError(f"{path}: missing columns {missing}; expected {list(FOLDS_COLUMNS)}; {remedy}")
+        for column in ("label", "frame", "fold"):
+            if folds[column].dtype.kind not in "iu":
+                raise ValueError(f"column {column} holds values that are not whole numbers")
+        if folds[["video", "file"]].isna().any().any():
+            raise ValueError("a row without a video or file name")
     return folds
 
 
@@ -160,9 +168,9 @@ class DeepFakeClassifierDataset(Dataset):
         if not path.is_file():
             return None
         try:
-            return np.load(path)
-        except (OSError, ValueError) as err:
-            log.warning("unreadable landmarks %s (%s): no landmark cut-out for this crop", path, err)
+            return read_landmarks(path)
+        except ValueError as err:  # the message names the file
+            log.warning("%s: no landmark cut-out for this crop", err)
             return None
 
     # ------------------------------------------------------------ samples

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.layout import landmarks68_path
+from core.layout import landmarks68_path, read_landmarks
 from core.model_input import image_to_tensor
 from training.datasets.classifier_dataset import MAX_CONSECUTIVE_UNREADABLE, CropRow, DatasetOptions, \
     DeepFakeClassifierDataset, _to_row
@@ -46,9 +46,9 @@ class SelfBlendedPairs(DeepFakeClassifierDataset):
     def _read_landmarks68(self, row: CropRow) -> np.ndarray | None:
         path = landmarks68_path(self.root, row.video, row.file)
         try:
-            return np.load(path) if path.is_file() else None
-        except (OSError, ValueError) as err:
-            log.warning("unreadable 68-point landmarks %s (%s)", path, err)
+            return read_landmarks(path) if path.is_file() else None
+        except ValueError as err:  # the message names the file
+            log.warning("%s", err)
             return None
 
     def __getitem__(self, index: int) -> dict:

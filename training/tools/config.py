@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from core.card import RELEASE_CARD
+from core.damage import named_errors
 from core.model_input import IMAGENET_MEAN, IMAGENET_STD
 from core.settings import read_json_object
 
@@ -52,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
 }
 FREE_FORM = {"model_params", "losses"}
 CHOICES = {"fakes": ("dataset", "sbi")}
+CONFIG_REMEDY = "fix it, or start again from a config in configs/"
 REPLACED_WHOLE = {"losses"}  # a config's own mapping replaces the default instead of adding to it
 
 
@@ -135,16 +137,17 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
     """Read a JSON config, apply KEY=VALUE overrides, merge defaults, and validate every key."""
     path = Path(path)
     try:
-        given = read_json_object(path, "config file")
+        given = read_json_object(path, "config file", CONFIG_REMEDY)
     except ValueError as err:
         raise ConfigError(str(err)) from err
     for text in overrides:
         _deep_update(given, _nest(*parse_override(text)))
     source = f"{path}" + (f" (with overrides {list(overrides)})" if overrides else "")
-    config = _merge(DEFAULTS, given, source)
-    _check_required(config, source)
-    _check_choices(config, source)
-    params = config["schedule"]["params"]
-    if params["max_iter"] is None:
-        params["max_iter"] = config["schedule"]["epochs"] * config["batches_per_epoch"]
+    with named_errors(source, ConfigError, "a config", CONFIG_REMEDY):  # a value of the wrong kind
+        config = _merge(DEFAULTS, given, source)
+        _check_required(config, source)
+        _check_choices(config, source)
+        params = config["schedule"]["params"]
+        if params["max_iter"] is None:
+            params["max_iter"] = config["schedule"]["epochs"] * config["batches_per_epoch"]
     return config
