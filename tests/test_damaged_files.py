@@ -542,6 +542,22 @@ def test_b7_release_checkpoint_cut_anywhere_in_its_first_4000_bytes_is_named(tmp
     assert_every_cut_is_named(head, range(1, 4000, 3), tmp_path)
 
 
+def test_damaged_boxes_file_is_a_counted_failure_of_its_video(tmp_path):
+    """extract_crops goes on past a video whose boxes file is damaged: one failure, naming the file."""
+    from core.layout import VideoEntry, boxes_path
+    from preprocessing.extract_crops import crop_video
+
+    entry = VideoEntry("real.mp4", 0, tmp_path / "dfdc_train_part_0" / "real.mp4", "REAL", None)
+    boxes = boxes_path(tmp_path, "real")
+    boxes.parent.mkdir()
+    boxes.write_bytes(boxes_content()[:25])
+    summary = crop_video((tmp_path, entry, entry.path, 10, False))
+    assert summary.done == 0 and len(summary.failures) == 1
+    name, reason = summary.failures[0]
+    assert name == "real.mp4" and str(boxes) in reason and "rerun detect_original_faces" in reason
+    assert boxes.read_bytes() == boxes_content()[:25]
+
+
 # ---------------------------------------------------------------- the table
 
 DAMAGES = ("truncated", "bit-flipped", "empty", "other type")
