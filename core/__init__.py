@@ -13,6 +13,7 @@
     landmarks68    dlib's 68-point landmark model (preprocessing and the cut-outs)
     datasets       labelled video collections: DFDC parts and test labels, FaceForensics++, Celeb-DF v2
     atomic         atomic file output
+    damage         reading files that may be damaged: any parser failure becomes the reader's own named error
     settings       reading JSON settings files and naming what differs between two settings
     cli            the --help formatter every entry point uses
 
