@@ -1,5 +1,6 @@
 """The documentation's relative links resolve: every `[text](path#anchor)` in README.md and docs/*.md points to a file
-or folder that exists and, where an anchor is given for a markdown file, to a heading of that file."""
+or folder that exists and, where an anchor is given for a markdown file, to a heading of that file. Also: the docs
+index lists every docs file, and the pages that enumerate config keys and core modules miss none."""
 from __future__ import annotations
 
 import re
@@ -81,3 +82,10 @@ def test_every_config_key_is_documented():
 
     missing = [key for key in dotted_keys(DEFAULTS) if not documented(key)]
     assert not missing, f"docs/config_keys.md does not describe {missing}"
+
+
+def test_the_architecture_page_lists_every_core_module():
+    text = (REPO_ROOT / "docs" / "architecture.md").read_text()
+    modules = sorted(path.stem for path in (REPO_ROOT / "core").glob("*.py") if path.stem != "__init__")
+    missing = [name for name in modules if f"| `{name}` |" not in text]
+    assert not missing, f"docs/architecture.md does not list core/{missing}"
