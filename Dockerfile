@@ -19,7 +19,7 @@ ENV PYTHONUNBUFFERED=1 \
 # GLIBC_TUNABLES: core/allocator.py's malloc setting (why: see there), already set so nothing re-executes itself.
 # DFDC_IN_IMAGE=1: test.sh, demo.sh and the other scripts use this image's Python and packages, never a .venv of
 # the mounted checkout (scripts/pinned_python.sh); download_dfdc.sh refuses to run here, because downloading
-# the dataset happens on the host (the Kaggle client and its token live there; see README "Docker").
+# the dataset happens on the host (the Kaggle client and its token live there; see docs/docker.md).
 
 # OpenCV headless, PyAV, dlib-bin and torch wheels bundle their native libraries; only curl (for
 # weights/download_weights.sh) and certificates are added.

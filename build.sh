@@ -17,7 +17,7 @@ code copied in; about 7 GB). Run it afterwards with ./run.sh DATA_DIR [COMMAND..
 
 Proxy variables that are set (http_proxy, https_proxy, no_proxy, ftp_proxy and their upper-case forms) are
 passed as build args (names only: the values stay out of `docker history`); a proxy on localhost makes the
-build use the host network. Without Docker Hub, see README "Docker" for a locally made base image.
+build use the host network. Without Docker Hub: docs/docker.md, "Without Docker Hub", makes the base image locally.
 EOF
 }
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then

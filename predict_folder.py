@@ -61,10 +61,8 @@ from inference.pipeline import PredictionConfig, predict_videos
 
 
 COMPILE_HELP = ("torch.compile the classifiers (needs g++). Each model compiles on its first videos, twice (the first "
-                "batch size, then once for any other). On 2 CPU cores it never paid off (bench/predict.py, quiet "
-                "machine): efficientnet_lite0 2.81 s/video compiled against 2.58 eager over 12 videos after a 21 s "
-                "compile; B7 at 380 compiled for ~100 s on the first video and gave 23.9 s/video against 13.7 eager "
-                "over 6. Unmeasured on CUDA (bench/gpu_check.sh has a compile section). Scores change by <1e-6")
+                "batch size, then once for any other). Scores change by <1e-6. Whether it pays off depends on the "
+                "machine and the number of videos: see docs/benchmarks.md")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

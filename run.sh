@@ -11,6 +11,12 @@ usage: ./run.sh DATA_DIR [COMMAND...]
 examples:
   ./run.sh /data/dfdc ./preprocess_data.sh /dataset
   ./run.sh /data/dfdc ./train.sh /dataset 4
+  ./run.sh /tmp/empty ./demo.sh                 # the demo in the image
+  ./run.sh /tmp/empty ./test.sh -m "not slow"   # the tests in the image
+  demo.sh and test.sh do not read /dataset: DATA_DIR is then unused and can be any existing folder, e.g. an
+  empty one (mkdir -p /tmp/empty).
+  Commands run in /workspace, which is this checkout: the demo writes demo_data/ and demo_output/ into it,
+  owned by you.
 environment:
   DFDC_IMAGE       image to run (default dfdc-detector:latest)
   NO_GPU=1         run without --gpus all

@@ -1,6 +1,6 @@
-"""One command for the CUDA paths that have not run yet; prints one table and exits non-zero if any section failed.
+"""One command that exercises the CUDA paths; prints one table and exits non-zero if any section failed.
 
-    bash bench/gpu_check.sh             # one GPU machine: under 8 minutes on one H200
+    bash bench/gpu_check.sh             # one GPU machine; sized to finish in under 8 minutes on one H200
     bash bench/gpu_check.sh --dry-run   # the same code on the CPU at tiny sizes (run by tests/test_gpu_check.py)
 
 Sections, each in its own process so that one crash cannot hide the others:

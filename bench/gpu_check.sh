@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One command for the CUDA paths that have not run yet (training under torchrun, the seven-B7 ensemble in fp16,
-# batched MTCNN, torch.compile); prints one table, exits non-zero if any section failed. Under 8 minutes on one
+# One command that exercises the CUDA paths (training under torchrun, the seven-B7 ensemble in fp16,
+# batched MTCNN, torch.compile); prints one table, exits non-zero if any section failed. Sized for under 8 minutes on one
 # H200. --dry-run runs the same code on the CPU at tiny sizes. All options: bench/gpu_check.sh --help
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"

@@ -117,7 +117,7 @@ def create_encoder(name: str, pretrained: bool, pretrained_file: str | Path | No
         raise PretrainedWeightsUnavailable(
             f"ImageNet weights for {model_name} are not in the Hugging Face cache and the hub cannot be reached "
             f"(offline or HF_HUB_OFFLINE=1). Supply a local file with --pretrained-file PATH (or the config key "
-            f"'pretrained_file'), pre-fill the cache on a machine with network (README: Docker, 'Offline training'), "
+            f"'pretrained_file'), pre-fill the cache on a machine with network (docs/docker.md, 'Offline training'), "
             f"or train without ImageNet weights with --no-pretrained.")
     return timm.create_model(model_name, pretrained=True, drop_path_rate=drop_path)
 

@@ -1,4 +1,4 @@
-"""facenet-pytorch's MTCNN cascade on CPU, bit-identical to `MTCNN.detect` and 1.4-1.6x faster (bench/mtcnn.py).
+"""facenet-pytorch's MTCNN cascade on CPU, bit-identical to `MTCNN.detect` and faster (bench/mtcnn.py measures both).
 
 Same networks, same weights, same float operations in the same memory layouts; three things are done
 differently because they give the same bits for less work:

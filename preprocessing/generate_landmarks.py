@@ -33,7 +33,8 @@ STEP = "generate_landmarks"
 @lru_cache(maxsize=None)
 def landmark_detector(device: str):
     """One MTCNN per worker process, on one CPU thread also without a pool: a crop is too small for intra-op
-    threads (2 threads cost 0.6 CPU-s per 1080p-video crop against 0.08 s for one), parallelism comes from videos."""
+    threads (two threads cost several times the CPU time of one, see bench/results/preprocess.md), so
+    parallelism comes from videos."""
     import torch
 
     torch.set_num_threads(1)

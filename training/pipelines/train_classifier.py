@@ -83,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # Options that change what a run computes; a resume must use the checkpoint's values, as for the config keys.
-# (--workers is not one of them, although each worker draws its own augmentations: see README "Resume".)
+# (--workers is not one of them, although each worker draws its own augmentations: see docs/training.md, "Resume".)
 RUN_OPTIONS = ("seed", "fold", "folds_csv", "crops_dir", "label_smoothing", "freeze_epochs", "test_every",
                "no_oversample", "no_hardcore", "only_changed_frames")
 
