@@ -34,17 +34,17 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-import pandas as pd  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import pandas as pd
+from tqdm import tqdm
 
-import evaluate  # noqa: E402
-import predict_folder  # noqa: E402
-from core.atomic import atomic_write_bytes  # noqa: E402
-from core.cli import HelpFormatter  # noqa: E402
-from core.perturb import Perturbation, PerturbationError, parse_spec, write_perturbed  # noqa: E402
-from core.video import VideoReadError  # noqa: E402
-from inference.metrics import compute_metrics  # noqa: E402
-from inference.outputs import UNSCORED_LABEL, errors_path  # noqa: E402
+import evaluate
+import predict_folder
+from core.atomic import atomic_write_bytes
+from core.cli import HelpFormatter
+from core.perturb import Perturbation, PerturbationError, parse_spec, write_perturbed
+from core.video import VideoReadError
+from inference.metrics import compute_metrics
+from inference.outputs import UNSCORED_LABEL, errors_path
 
 METRICS = ("auc", "log_loss", "balanced_log_loss")
 DEFAULT_PERTURBATIONS = ["none", "crf:23", "crf:30", "crf:38", "scale:0.5", "scale:0.25", "fps:0.5", "blur:2",

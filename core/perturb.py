@@ -117,7 +117,7 @@ def parse_spec(text: str) -> Perturbation:
 # ---------------------------------------------------------------- frames
 
 def _even(value: float) -> int:
-    return max(2, int(round(value / 2)) * 2)
+    return max(2, round(value / 2) * 2)
 
 
 def _scale_down_up(image: np.ndarray, factor: float) -> np.ndarray:

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from conftest import run_script
 from test_inference_helpers import HEIGHT, WIDTH, face_frames, write_video
+
 from core.card import ModelCard
 from core.models import DeepFakeClassifier
 from core.perturb import PerturbationError, parse_spec, write_perturbed
@@ -144,7 +144,8 @@ def test_none_gives_the_clean_scores_and_a_rerun_resumes(labelled, python, tmp_p
     work = tmp_path / "out"
     result = robustness(labelled, work, "none", "crf:38", python=python)
     assert result.returncode == 0, result.stderr
-    rows = {r["perturbation"]: r for r in csv.DictReader(open(work / "robustness.csv"))}
+    with open(work / "robustness.csv", newline="") as handle:
+        rows = {r["perturbation"]: r for r in csv.DictReader(handle)}
     assert set(rows) == {"none", "crf:38"}
     assert rows["none"]["videos"] == rows["none"]["scored"] == "4"
     assert float(rows["none"]["d_auc"]) == 0 and rows["crf:38"]["d_log_loss"] != ""
