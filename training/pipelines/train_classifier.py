@@ -35,6 +35,7 @@ from core.models import PretrainedWeightsUnavailable, build_network
 from core.runtime import Context
 from training.datasets.classifier_dataset import (DataError, DatasetOptions, DeepFakeClassifierDataset, read_folds,
                                                   reseed_worker, select_rows)
+from training.datasets.pair_mixup import PairMixupError, check_pairs
 from training.datasets.sbi_dataset import SelfBlendedPairs, SelfBlendedValidation, collate_pairs, real_rows
 from training.losses import WeightedLosses, balanced_loss
 from training.pipelines.run_log import RunLog
@@ -157,15 +158,30 @@ def create_network(config: dict, args: argparse.Namespace, pretrained: bool) -> 
         raise ConfigError(f"{args.config}: {err}") from err
 
 
+def folds_path(args: argparse.Namespace) -> Path:
+    return Path(args.folds_csv) if Path(args.folds_csv).is_absolute() else Path(args.data_dir) / args.folds_csv
+
+
+def check_pair_mixup_inputs(config: dict, args: argparse.Namespace) -> None:
+    """With "pair_mixup", refuse before any work a training set where no fake has its original's crop."""
+    if config["pair_mixup"] is None:
+        return
+    try:
+        check_pairs(select_rows(read_folds(folds_path(args)), args.fold, "train"), folds_path(args))
+    except PairMixupError as err:
+        raise DataError(str(err)) from None
+
+
 def make_datasets(config: dict, args: argparse.Namespace, context: Context):
     """(train dataset, val dataset or None on ranks other than 0); with "fakes": "sbi", real crops and their
     self-blends only."""
     data_dir = Path(args.data_dir)
-    folds_csv = Path(args.folds_csv) if Path(args.folds_csv).is_absolute() else data_dir / args.folds_csv
+    folds_csv = folds_path(args)
     folds = read_folds(folds_csv)
     options = DatasetOptions(data_root=data_dir, crops_dir=args.crops_dir, label_smoothing=args.label_smoothing,
                              hardcore=not args.no_hardcore, oversample_real=not args.no_oversample,
-                             normalize_mean=config["normalize"]["mean"], normalize_std=config["normalize"]["std"])
+                             normalize_mean=config["normalize"]["mean"], normalize_std=config["normalize"]["std"],
+                             pair_mixup=config["pair_mixup"])
     sbi = config["fakes"] == "sbi"
     if sbi:
         check_sbi_inputs(data_dir, args)
@@ -326,6 +342,7 @@ def resume_path(args: argparse.Namespace, base: Path) -> Path | None:
 
 def run(args: argparse.Namespace, context: Context) -> None:
     config = load_config(args.config, config_overrides(args))
+    check_pair_mixup_inputs(config, args)
     try:
         card = card_from_config(config)
     except CardError as err:
