@@ -27,8 +27,9 @@ DEFAULTS: dict[str, Any] = {
     # null, or {"alpha": A, "p": P}: with probability P a fake crop is mixed with its original's crop of the same
     # frame and face, weight lambda ~ Beta(A, A), target mixed alike (training/datasets/pair_mixup.py).
     "pair_mixup": None,
-    # true: train on the crops of the re-encoded copies too (preprocessing.reencode_variants); never validated on
-    "reencode_variants": False,
+    # true: train on the crops of the re-encoded copies too (preprocessing.reencode_variants); never validated on.
+    # null (off) rather than false, so that checkpoints saved before the key existed resume with the same config.
+    "reencode_variants": None,
     "optimizer": {
         "type": "SGD",
         "batch_size": None,  # per process (GPU)
@@ -56,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 FREE_FORM = {"model_params", "losses"}
-CHOICES = {"fakes": ("dataset", "sbi"), "reencode_variants": (False, True)}
+CHOICES = {"fakes": ("dataset", "sbi"), "reencode_variants": (None, False, True)}
 REPLACED_WHOLE = {"losses"}  # a config's own mapping replaces the default instead of adding to it
 
 
