@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import av
 import pandas as pd
@@ -86,8 +87,8 @@ def test_preprocessing_and_training_use_the_copies_only_when_asked(root, python,
                           "optimizer.batch_size=2", *extra, env={"OMP_NUM_THREADS": "1"})
 
     def crops(output):
-        line = next(line for line in output.splitlines() if "train /" in line)
-        return [int(word) for word in line.replace(";", " ").split() if word.isdigit()][-4:-2]
+        found = re.search(r"(\d+) train / (-?\d+) val crops", output)
+        return int(found.group(1)), int(found.group(2))
 
     plain = train("--prefix", "plain_")
     with_copies = train("--prefix", "copies_", "--override", "reencode_variants=true")
