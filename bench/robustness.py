@@ -76,18 +76,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--split and --compression need --dataset")
     if args.recipe is not None and len(args.recipe) != len(args.models):
         parser.error(f"{len(args.recipe)} --recipe names for {len(args.models)} --models groups")
+    try:
+        args.specs = parse_perturbations(args.perturbations)
+    except PerturbationError as err:
+        parser.error(f"--perturbations: {err}")
     return args
 
 
 def parse_perturbations(texts: list[str]) -> list[Perturbation]:
-    """Every spec parsed before any work; SystemExit naming the first bad one."""
-    try:
-        specs = [parse_spec(text) for text in texts]
-    except PerturbationError as err:
-        raise SystemExit(f"error: --perturbations: {err}") from None
+    """Every spec parsed before any work; PerturbationError naming the first bad one."""
+    specs = [parse_spec(text) for text in texts]
     slugs = [spec.slug for spec in specs]
     if len(set(slugs)) != len(slugs):
-        raise SystemExit(f"error: --perturbations: a spec is given twice ({', '.join(texts)})")
+        raise PerturbationError(f"a spec is given twice ({', '.join(texts)})")
     return specs
 
 
@@ -230,7 +231,7 @@ def plot(table: pd.DataFrame, order: list[str], path: Path, title: str) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    specs = parse_perturbations(args.perturbations)
+    specs = args.specs
     recipes = args.recipe or ["+".join(Path(m).name for m in models) for models in args.models]
     videos, labels = labelled_videos(args)
     rows = []

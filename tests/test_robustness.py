@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 import torch
 from conftest import run_script
-from test_inference_helpers import HEIGHT, WIDTH, face_frames, write_video
+from test_inference_helpers import (
+    HEIGHT,
+    WIDTH,
+    face_frames,
+    gradient_frames,
+    write_video,
+)
 
 from core.card import ModelCard
 from core.models import DeepFakeClassifier
@@ -134,7 +140,7 @@ def robustness(root, work, *specs, python):
 
 def test_unknown_spec_is_refused_before_any_work(labelled, python, tmp_path):
     result = robustness(labelled, tmp_path / "out", "none", "crf:30", "sharpen:2", python=python)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "sharpen:2" in result.stderr and "unknown perturbation" in result.stderr
     assert not (tmp_path / "out").exists()
 
@@ -168,3 +174,17 @@ def test_none_gives_the_clean_scores_and_a_rerun_resumes(labelled, python, tmp_p
     assert again.returncode == 0, again.stderr
     assert [p.stat().st_mtime_ns for p in copies] == stamps  # cached copies reused
     assert "4 of 4 videos already done" in again.stderr
+
+
+def test_no_scored_video_is_an_error_naming_the_perturbation(labelled, python, tmp_path):
+    faceless = tmp_path / "faceless"
+    faceless.mkdir()
+    write_video(faceless / "gradient.mp4", gradient_frames(12), fps=FPS)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("filename,label\ngradient.mp4,REAL\n")
+    result = run_script(python, "bench/robustness.py", "--weights-dir", labelled / "weights", "--models", "tiny",
+                        "--test-dir", faceless, "--labels", labels, "--work-dir", tmp_path / "out", "--workers", "0",
+                        "--perturbations", "none", check=False)
+    assert result.returncode == 1
+    assert "none: no video could be scored" in result.stderr and "predictions.csv.errors.csv" in result.stderr
+    assert not (tmp_path / "out" / "robustness.csv").exists()
