@@ -28,7 +28,10 @@ no video scored.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import textwrap
+import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -210,7 +213,7 @@ def plot(table: pd.DataFrame, order: list[str], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(max(8, 1.1 * len(order) + 4), 4.5))
+    figure, axes = plt.subplots(1, 2, figsize=(max(10, 1.1 * len(order) + 4), 5.5))
     x = range(len(order))
     for recipe, rows in table.groupby("recipe", sort=False):
         rows = rows.set_index("perturbation").reindex(order)
@@ -245,8 +248,11 @@ def main(argv=None) -> int:
     atomic_write_bytes(args.work_dir / "robustness.csv", buffer.encode())
     print_table(table)
     source = args.dataset or args.test_dir
+    machine = (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPU cores, "
+               f"load {os.getloadavg()[0]:.1f}")
     plot(table, [spec.text for spec in specs], args.work_dir / "robustness.png",
-         f"{source} ({len(videos)} videos): AUC and log loss under each perturbation")
+         f"{source} ({len(videos)} videos): AUC and log loss under each perturbation\n{machine}\n"
+         f"{textwrap.fill(' '.join(['python bench/robustness.py', *sys.argv[1:]]), 130)}")
     print(f"[robustness] wrote {args.work_dir / 'robustness.csv'} and robustness.png", file=sys.stderr)
     return 0
 
