@@ -7,6 +7,12 @@ Runs, on the same split and the same small encoder (configs/sbi_cpu.json), on th
   (b) sbi     reals only, each with a self-blended fake made on the fly ("fakes": "sbi")
   (c) sbi+cal (b)'s scores with a temperature and bias (evaluate.py --fit-calibration), measured on the videos
               each fit did not see (k-fold cross-validation over part 0); a monotone map, so (b)'s ranking.
+  (d) winner+mixup    (a) with aligned-pair mixup ("pair_mixup": {"alpha": 0.5, "p": 0.5})
+  (e) winner+reencode (a) also trained on one re-encoded copy of every training video
+              (preprocessing.reencode_variants, then "reencode_variants": true)
+--seeds repeats every run per seed; the report then gives the mean and the spread (min-max) over the seeds.
+--robustness SPEC ... scores part 0 again under each perturbation (bench/robustness.py, one line per run and seed)
+and prints each run's AUC and log loss per perturbation, mean and spread over the seeds.
 Prints video AUC per manipulation method (each method's fakes ranked against all part-0 reals), overall AUC, log
 loss and balanced log loss, and the training time. It is a benchmark: nothing asserts on its figures.
 
@@ -39,10 +45,15 @@ CONFIG = REPO_ROOT / "configs" / "sbi_cpu.json"
 TEST_PART = 0
 FOLDS_PER_PART = 50  # generate_folds --n-splits 50: fold = part, so --fold 0 trains on parts 1-4
 METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
+WINNER = ["fakes=dataset", "inference.aggregation=confident"]
 RUNS = {  # run name -> trainer config overrides
-    "winner": ["fakes=dataset", "inference.aggregation=confident"],
+    "winner": WINNER,
     "sbi": [],
+    "winner+mixup": [*WINNER, 'pair_mixup={"alpha": 0.5, "p": 0.5}'],
+    "winner+reencode": [*WINNER, "reencode_variants=true"],
 }
+NEEDS_VARIANTS = {"winner+reencode"}
+DEFAULT_SEED = 111
 QUICK_OVERRIDES = ["schedule.epochs=1", "batches_per_epoch=3", "size=96"]
 QUICK_FRAMES = 4
 
@@ -90,6 +101,14 @@ def preprocess(data: Path, workers: int) -> float:
                threads=1, log_file=data.parent / "preprocess.log")
 
 
+def add_variants(data: Path, workers: int) -> float:
+    """One re-encoded copy of every training video (parts 1-4), then their boxes, crops and folds."""
+    seconds = run([sys.executable, "-m", "preprocessing.reencode_variants", "--root-dir", data, "--variants", 1,
+                   "--n-splits", FOLDS_PER_PART, "--holdout-fold", TEST_PART, "--workers", workers],
+                  threads=1, log_file=data.parent / "preprocess.log")
+    return seconds + preprocess(data, workers)
+
+
 def method_of(source: Path) -> dict[str, str]:
     """File name -> manipulation method (from PROVENANCE.csv's source path), "real" for reals."""
     groups = {}
@@ -121,12 +140,17 @@ def checkpoint_name(run_name: str) -> str:
     return f"{run_name}_DeepFakeClassifier_efficientnet_lite0_0_last"
 
 
-def train(run_dir: Path, run_name: str, data: Path, args: argparse.Namespace) -> float:
+def run_folder(runs_root: Path, run_name: str, seed: int) -> Path:
+    """WORK/<run> for the default seed (as before seeds existed), WORK/<run>_seed<S> for the others."""
+    return runs_root / (run_name if seed == DEFAULT_SEED else f"{run_name}_seed{seed}")
+
+
+def train(run_dir: Path, run_name: str, data: Path, args: argparse.Namespace, seed: int) -> float:
     overrides = RUNS[run_name] + (QUICK_OVERRIDES if args.quick else [])
     if args.epochs:
         overrides.append(f"schedule.epochs={args.epochs}")
     command = [sys.executable, "training/pipelines/train_classifier.py", "--config", CONFIG, "--data-dir", data,
-               "--fold", TEST_PART, "--seed", args.seed, "--prefix", f"{run_name}_", "--output-dir",
+               "--fold", TEST_PART, "--seed", seed, "--prefix", f"{run_name}_", "--output-dir",
                run_dir / "weights", "--logdir", run_dir / "logs", "--workers", args.loader_workers,
                "--test_every", 1000, "--resume", "last", "--device", "cpu"]
     for override in overrides:
@@ -161,6 +185,28 @@ def fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def mean_spread(values: list) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return fmt(values[0])
+    return f"{sum(values) / len(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def seed_rows(results: dict) -> list[list[str]]:
+    """One row per run over its seeds: mean (min-max) of each figure."""
+    rows = []
+    for run_name, per_seed in results.items():
+        metrics = [m for m, _t in per_seed.values()]
+        per_method = [mean_spread([m["groups"].get(g, {}).get("roc_auc") for m in metrics]) for g in METHODS]
+        minutes = [t["seconds"] / 60 for _m, t in per_seed.values()]
+        rows.append([f"{run_name} ({len(per_seed)} seeds)", *per_method,
+                     *(mean_spread([m[k] for m in metrics]) for k in ("roc_auc", "log_loss", "balanced_log_loss")),
+                     f"{sum(minutes) / len(minutes):.1f} min mean"])
+    return rows
+
+
 def report_rows(results: dict) -> list[list[str]]:
     rows = []
     for run_name, (metrics, times) in results.items():
@@ -176,8 +222,12 @@ def report_rows(results: dict) -> list[list[str]]:
 
 
 def print_report(results: dict, labels: Path, args: argparse.Namespace) -> None:
+    """results: run -> seed -> (metrics, times); one row per run and seed, then mean (min-max) rows."""
     header = ["run", *METHODS, "all AUC", "log loss", "bal. log loss", "training time"]
-    rows = report_rows(results)
+    rows = report_rows({f"{run}" + (f" seed {seed}" if len(args.seeds) > 1 else ""): result
+                        for run, per_seed in results.items() for seed, result in per_seed.items()})
+    if len(args.seeds) > 1:
+        rows += seed_rows(results)
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     print(f"\nFF++ c40, train parts 1-4, test part {TEST_PART} ({labels}); video AUC per method = its fakes vs all "
           f"part-{TEST_PART} reals; {os.cpu_count()} cores, --threads {args.threads}"
@@ -204,7 +254,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2,
                         help="torch threads of training and prediction (on a busy machine 1 is faster: a 2-thread "
                              "team stalls whenever one of its threads is descheduled)")
-    parser.add_argument("--seed", type=int, default=111)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[DEFAULT_SEED], help="train every run per seed")
+    parser.add_argument("--robustness", nargs="+", default=None, metavar="SPEC",
+                        help="also score part 0 under these perturbations (bench/robustness.py specs, e.g. none "
+                             "crf:30 scale:0.5 messenger)")
     return parser.parse_args(argv)
 
 
@@ -218,18 +271,56 @@ def main(argv=None) -> int:
         link_dataset(args.source, data)
     prep = timed_stage(work / "preprocess.json", preprocess, data, args.workers)
     log(f"preprocessing: {prep['seconds']:.0f} s (load {prep['load_before']} -> {prep['load_after']})")
+    if NEEDS_VARIANTS & set(args.runs):
+        prep = timed_stage(work / "preprocess_variants.json", add_variants, data, args.workers)
+        log(f"re-encoded copies and their preprocessing: {prep['seconds']:.0f} s")
     runs_root = work / "quick" if args.quick else work / f"epochs{args.epochs}" if args.epochs else work
     labels = write_labels(args.source, data, runs_root / "labels.csv")
-    results = {}
+    results: dict[str, dict] = {}
     for run_name in args.runs:
-        run_dir = runs_root / run_name
-        times = timed_stage(run_dir / "train.json", train, run_dir, run_name, data, args)
-        log(f"{run_name}: trained in {times['seconds']:.0f} s")
-        if not (run_dir / "predict.json").is_file():
-            timed_stage(run_dir / "predict.json", predict, run_dir, run_name, data, args)
-        results[run_name] = (evaluate(run_dir, labels, calibrate=run_name == "sbi", threads=args.threads), times)
+        for seed in args.seeds:
+            run_dir = run_folder(runs_root, run_name, seed)
+            times = timed_stage(run_dir / "train.json", train, run_dir, run_name, data, args, seed)
+            log(f"{run_name} seed {seed}: trained in {times['seconds']:.0f} s")
+            if not (run_dir / "predict.json").is_file():
+                timed_stage(run_dir / "predict.json", predict, run_dir, run_name, data, args)
+            results.setdefault(run_name, {})[seed] = (
+                evaluate(run_dir, labels, calibrate=run_name == "sbi", threads=args.threads), times)
     print_report(results, labels, args)
+    if args.robustness:
+        robustness(runs_root, data, labels, args)
     return 0
+
+
+def robustness(runs_root: Path, data: Path, labels: Path, args: argparse.Namespace) -> None:
+    """bench/robustness.py over every run and seed (one recipe each), then mean (min-max) over the seeds."""
+    command = [sys.executable, "bench/robustness.py", "--test-dir", data / f"dfdc_train_part_{TEST_PART}",
+               "--labels", labels, "--work-dir", runs_root / "robustness", "--device", "cpu",
+               "--workers", args.workers, "--perturbations", *args.robustness]
+    for run_name in args.runs:
+        for seed in args.seeds:
+            run_dir = run_folder(runs_root, run_name, seed)
+            command += ["--models", run_dir / "weights" / checkpoint_name(run_name),
+                        "--recipe", f"{run_name}/seed{seed}"]
+    if args.quick:
+        command += ["--frames-per-video", QUICK_FRAMES]
+    run(command, threads=args.threads, log_file=runs_root / "robustness.log")
+    with open(runs_root / "robustness" / "robustness.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    print(f"\nRobustness (part {TEST_PART}, {runs_root / 'robustness'}): mean (min-max) over seeds "
+          f"{', '.join(map(str, args.seeds))}")
+    print("| run | perturbation | AUC | dAUC | log loss | dlog loss |")
+    print("|---|---|---|---|---|---|")
+    for run_name in args.runs:
+        for spec in args.robustness:
+            rows = [r for r in table if r["recipe"].split("/")[0] == run_name and r["perturbation"] == spec]
+            cells = [mean_spread(column(rows, key)) for key in ("auc", "d_auc", "log_loss", "d_log_loss")]
+            print(f"| {run_name} | {spec} | " + " | ".join(cells) + " |")
+
+
+def column(rows: list[dict], key: str) -> list:
+    """A robustness.csv column as floats (None where empty)."""
+    return [float(r[key]) if r[key] not in ("", None) else None for r in rows]
 
 
 if __name__ == "__main__":

@@ -221,7 +221,7 @@ def load_dfdc(root: Path) -> list[LabelledVideo]:
         return [LabelledVideo(root / name, name, 1 if info["label"] == "FAKE" else 0, root.name,
                               original=info["original"]) for name, info in sorted(metadata.items())]
     return [LabelledVideo(entry.path, entry.name, int(entry.is_fake), entry.path.parent.name, original=entry.original)
-            for entry in sorted(load_dataset(root).values(), key=lambda e: (e.part, e.name))]
+            for entry in sorted(load_dataset(root, variants=False).values(), key=lambda e: (e.part, e.name))]
 
 
 def load_dfdc_test(root: Path) -> list[LabelledVideo]:

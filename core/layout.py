@@ -1,6 +1,8 @@
 """The DFDC dataset layout: part folders, metadata.json, and where each preprocessing step writes under DATA_ROOT.
 
     DATA_ROOT/dfdc_train_part_N/*.mp4 + metadata.json   {"x.mp4": {"label": "FAKE"|"REAL", "original": "y.mp4"|null}}
+    DATA_ROOT/dfdc_train_part_N_reencode_K/              re-encoded copies of part N (preprocessing.reencode_variants):
+        <id>_rvK.mp4 + metadata.json                     same layout; they belong to part N (and its fold)
     DATA_ROOT/boxes/<id>.json                            step 1
     DATA_ROOT/crops/<id>/<frame>_<actor>.png             step 2
     DATA_ROOT/landmarks/<id>/<frame>_<actor>.npy         step 3
@@ -21,6 +23,8 @@ from core.damage import named_errors, read_json
 from core.settings import read_json_object
 
 PART_DIR_PATTERN = re.compile(r"^dfdc_train_part_(\d+)$")
+VARIANT_DIR_PATTERN = re.compile(r"^dfdc_train_part_(\d+)_reencode_(\d+)$")
+VARIANT_ID_PATTERN = re.compile(r"_rv\d+$")
 METADATA_FILE = "metadata.json"
 LABELS = ("REAL", "FAKE")
 METADATA_REMEDY = "fix it, or fetch the dataset part's metadata.json again"
@@ -74,6 +78,29 @@ def part_dirs(root: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def variant_dirs(root: Path) -> list[tuple[int, Path]]:
+    """`dfdc_train_part_N_reencode_K` folders under root as (N, folder), sorted."""
+    found = []
+    for child in Path(root).iterdir():
+        match = VARIANT_DIR_PATTERN.match(child.name)
+        if match and child.is_dir():
+            found.append((int(match.group(1)), int(match.group(2)), child))
+    return [(part, folder) for part, _k, folder in sorted(found)]
+
+
+def variant_dir(root: Path, part: int, variant: int) -> Path:
+    return Path(root) / f"dfdc_train_part_{part}_reencode_{variant}"
+
+
+def variant_name(name: str, variant: int) -> str:
+    """File name of a video's K-th re-encoded copy: abc.mp4 -> abc_rvK.mp4."""
+    return f"{Path(name).stem}_rv{variant}.mp4"
+
+
+def is_variant(video_id: str) -> bool:
+    return bool(VARIANT_ID_PATTERN.search(str(video_id)))
+
+
 def read_metadata(path: Path) -> dict[str, dict]:
     """One metadata.json as {file name: {"label": "REAL"|"FAKE", "original": name or None}}.
 
@@ -93,8 +120,9 @@ def read_metadata(path: Path) -> dict[str, dict]:
     return entries
 
 
-def load_dataset(root: Path) -> dict[str, VideoEntry]:
-    """All metadata entries of all parts, keyed by video id.
+def load_dataset(root: Path, variants: bool = True) -> dict[str, VideoEntry]:
+    """All metadata entries of all parts, keyed by video id; with `variants`, those of the re-encoded copies'
+    folders too (each in its source's part).
 
     Raises ValueError naming the file when a metadata.json is missing or malformed, or a video id is
     listed in two parts.
@@ -104,7 +132,7 @@ def load_dataset(root: Path) -> dict[str, VideoEntry]:
     if not parts:
         raise ValueError(f"{root}: no dfdc_train_part_N folders found")
     entries: dict[str, VideoEntry] = {}
-    for part, folder in parts:
+    for part, folder in parts + (variant_dirs(root) if variants else []):
         meta_path = folder / METADATA_FILE
         for name, info in read_metadata(meta_path).items():
             entry = VideoEntry(name=name, part=part, path=folder / name, label=info["label"],

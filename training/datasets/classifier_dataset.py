@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from core.damage import named_errors
 from core.layout import FOLDS_COLUMNS, diff_path, landmarks_path, read_landmarks
 from training.datasets.cutouts import hardcore_cutout
+from training.datasets.pair_mixup import mix, mixed_target
 from core.model_input import IMAGENET_MEAN, IMAGENET_STD, image_to_tensor
 
 log = logging.getLogger("training.dataset")
@@ -105,6 +106,7 @@ class DatasetOptions:
     oversample_real: bool = True
     normalize_mean: Sequence[float] = IMAGENET_MEAN
     normalize_std: Sequence[float] = IMAGENET_STD
+    pair_mixup: dict | None = None  # {"alpha": A, "p": P} (training/datasets/pair_mixup.py); train mode only
 
 
 class DeepFakeClassifierDataset(Dataset):
@@ -186,17 +188,31 @@ class DeepFakeClassifierDataset(Dataset):
         raise RuntimeError(f"{MAX_CONSECUTIVE_UNREADABLE} unreadable crops in a row from index {index} "
                            f"under {self.root / self.options.crops_dir}")
 
+    def _pair_mixed(self, row: CropRow, image: np.ndarray) -> tuple[np.ndarray, float | None]:
+        """(the crop, None), or with probability p for a fake (the crop mixed with its original's, lambda)."""
+        settings = self.options.pair_mixup
+        if self.mode != "train" or not settings or row.label != 1 or self.rng.random() >= settings["p"]:
+            return image, None
+        real = self._read_crop(row._replace(video=row.original))
+        if real is None or real.shape != image.shape:  # no face in the original's frame, or not aligned
+            return image, None
+        weight = float(self.rng.beta(settings["alpha"], settings["alpha"]))
+        return mix(image, real, weight), weight
+
     def _make_sample(self, row: CropRow, image: np.ndarray, replaced: int) -> dict:
         label = float(row.label)
+        image, weight = self._pair_mixed(row, image)
         if self.mode == "train":
             smoothing = self.options.label_smoothing
             label = float(np.clip(label, smoothing, 1 - smoothing))
+            if weight is not None:
+                label = mixed_target(weight, label, smoothing)
         diff = self._read_diff(row, image.shape[:2])
         if self.mode == "train" and self.options.hardcore:
             hardcore_cutout(image, diff, self._read_landmarks(row), label, self.rng)
         valid = bool(np.count_nonzero(diff > CHANGED_PIXEL_VALUE) > MIN_CHANGED_PIXELS or label < 0.5)
         augmented = self.transforms(image=image, mask=diff)
-        return {
+        sample = {
             "image": image_to_tensor(augmented["image"], self.options.normalize_mean, self.options.normalize_std),
             "labels": torch.tensor([label], dtype=torch.float32),
             "img_name": f"{row.video}/{row.file}",
@@ -204,6 +220,9 @@ class DeepFakeClassifierDataset(Dataset):
             "valid": valid,
             "replaced": replaced,
         }
+        if self.options.pair_mixup:
+            sample["mix_lambda"] = -1.0 if weight is None else weight  # -1: not mixed
+        return sample
 
 
 def reseed_worker(worker_id: int) -> None:

@@ -30,11 +30,12 @@ from core import runtime
 from core.card import CardError, card_from_config
 from core.checkpoints import save_checkpoint, snapshot_name
 from core.cli import HelpFormatter
-from core.layout import LANDMARKS68_DIR
+from core.layout import LANDMARKS68_DIR, is_variant
 from core.models import PretrainedWeightsUnavailable, build_network
 from core.runtime import Context
 from training.datasets.classifier_dataset import (DataError, DatasetOptions, DeepFakeClassifierDataset, read_folds,
                                                   reseed_worker, select_rows)
+from training.datasets.pair_mixup import PairMixupError, check_pairs
 from training.datasets.sbi_dataset import SelfBlendedPairs, SelfBlendedValidation, collate_pairs, real_rows
 from training.losses import WeightedLosses, balanced_loss
 from training.pipelines.run_log import RunLog
@@ -157,20 +158,50 @@ def create_network(config: dict, args: argparse.Namespace, pretrained: bool) -> 
         raise ConfigError(f"{args.config}: {err}") from err
 
 
+def folds_path(args: argparse.Namespace) -> Path:
+    return Path(args.folds_csv) if Path(args.folds_csv).is_absolute() else Path(args.data_dir) / args.folds_csv
+
+
+def check_option_inputs(config: dict, args: argparse.Namespace) -> None:
+    """Refuse before any work "pair_mixup" where no fake has its original's crop, and "reencode_variants" where
+    folds.csv has no re-encoded copy."""
+    if config["pair_mixup"] is None and not config["reencode_variants"]:
+        return
+    rows = with_variants(select_rows(read_folds(folds_path(args)), args.fold, "train"), config["reencode_variants"])
+    if config["reencode_variants"] and not rows["video"].map(is_variant).any():
+        raise DataError(f"{folds_path(args)}: \"reencode_variants\": true, but no training row is a re-encoded "
+                        f"copy: run python -m preprocessing.reencode_variants --root-dir {args.data_dir}, then "
+                        f"preprocess_data.sh {args.data_dir} (finished steps are skipped)")
+    if config["pair_mixup"] is not None:
+        try:
+            check_pairs(rows, folds_path(args))
+        except PairMixupError as err:
+            raise DataError(str(err)) from None
+
+
+def with_variants(rows, keep: bool):
+    """The rows, without those of re-encoded copies unless `keep` (a root without copies is left as it is)."""
+    if keep or rows.empty:
+        return rows
+    return rows[~rows["video"].map(is_variant).astype(bool)]
+
+
 def make_datasets(config: dict, args: argparse.Namespace, context: Context):
     """(train dataset, val dataset or None on ranks other than 0); with "fakes": "sbi", real crops and their
     self-blends only."""
     data_dir = Path(args.data_dir)
-    folds_csv = Path(args.folds_csv) if Path(args.folds_csv).is_absolute() else data_dir / args.folds_csv
+    folds_csv = folds_path(args)
     folds = read_folds(folds_csv)
     options = DatasetOptions(data_root=data_dir, crops_dir=args.crops_dir, label_smoothing=args.label_smoothing,
                              hardcore=not args.no_hardcore, oversample_real=not args.no_oversample,
-                             normalize_mean=config["normalize"]["mean"], normalize_std=config["normalize"]["std"])
+                             normalize_mean=config["normalize"]["mean"], normalize_std=config["normalize"]["std"],
+                             pair_mixup=config["pair_mixup"])
     sbi = config["fakes"] == "sbi"
     if sbi:
         check_sbi_inputs(data_dir, args)
         folds = real_rows(folds)
-    splits = {mode: select_rows(folds, args.fold, mode) for mode in ("train", "val")}
+    splits = {"train": with_variants(select_rows(folds, args.fold, "train"), config["reencode_variants"]),
+              "val": with_variants(select_rows(folds, args.fold, "val"), False)}
     for mode, rows in splits.items():
         if rows.empty:
             raise DataError(f"{folds_csv}: no {'real ' if sbi else ''}{mode} rows for --fold {args.fold} "
@@ -326,6 +357,7 @@ def resume_path(args: argparse.Namespace, base: Path) -> Path | None:
 
 def run(args: argparse.Namespace, context: Context) -> None:
     config = load_config(args.config, config_overrides(args))
+    check_option_inputs(config, args)
     try:
         card = card_from_config(config)
     except CardError as err:

@@ -25,6 +25,12 @@ DEFAULTS: dict[str, Any] = {
     # Where the fake samples come from: "dataset" (the fake videos' crops, the original) or "sbi" (real crops
     # only, each paired with a self-blended copy made on the fly; training/datasets/sbi.py).
     "fakes": "dataset",
+    # null, or {"alpha": A, "p": P}: with probability P a fake crop is mixed with its original's crop of the same
+    # frame and face, weight lambda ~ Beta(A, A), target mixed alike (training/datasets/pair_mixup.py).
+    "pair_mixup": None,
+    # true: train on the crops of the re-encoded copies too (preprocessing.reencode_variants); never validated on.
+    # null (off) rather than false, so that checkpoints saved before the key existed resume with the same config.
+    "reencode_variants": None,
     "optimizer": {
         "type": "SGD",
         "batch_size": None,  # per process (GPU)
@@ -52,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 FREE_FORM = {"model_params", "losses"}
-CHOICES = {"fakes": ("dataset", "sbi")}
+CHOICES = {"fakes": ("dataset", "sbi"), "reencode_variants": (None, False, True)}
 CONFIG_REMEDY = "fix it, or start again from a config in configs/"
 REPLACED_WHOLE = {"losses"}  # a config's own mapping replaces the default instead of adding to it
 
@@ -107,6 +113,21 @@ def _check_choices(config: dict, source: str) -> None:
                           f"optimizer.batch_size must be even (it is {batch_size})")
 
 
+def _check_pair_mixup(config: dict, source: str) -> None:
+    mix = config["pair_mixup"]
+    if mix is None:
+        return
+    example = '{"alpha": 0.5, "p": 0.5}'
+    if not isinstance(mix, dict) or set(mix) != {"alpha", "p"}:
+        raise ConfigError(f"{source}: config key 'pair_mixup' must be null or an object {example}, not {mix!r}")
+    if not all(isinstance(mix[k], (int, float)) and not isinstance(mix[k], bool) for k in mix) \
+            or mix["alpha"] <= 0 or not 0 < mix["p"] <= 1:
+        raise ConfigError(f"{source}: config key 'pair_mixup' needs alpha > 0 and 0 < p <= 1, not {mix!r}")
+    if config["fakes"] == "sbi":
+        raise ConfigError(f"{source}: 'pair_mixup' mixes a dataset fake with its original's aligned crop; with "
+                          f"\"fakes\": \"sbi\" there are no such pairs: drop one of the two")
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """'optimizer.learning_rate=0.02' -> (['optimizer', 'learning_rate'], 0.02); non-JSON values stay strings."""
     if "=" not in text:
@@ -147,6 +168,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
         config = _merge(DEFAULTS, given, source)
         _check_required(config, source)
         _check_choices(config, source)
+        _check_pair_mixup(config, source)
         params = config["schedule"]["params"]
         if params["max_iter"] is None:
             params["max_iter"] = config["schedule"]["epochs"] * config["batches_per_epoch"]
