@@ -61,8 +61,11 @@ def main(argv=None) -> int:
     frames = real_frames(args.data_root, args.videos)
     detector = faces.make_mtcnn(faces.INFERENCE_THRESHOLDS, "cpu")
     levels = [pyramid(detector, frame) for frame in frames]
-    converted = ov.convert_model(detector.pnet, example_input=levels[0][0],
-                                 input=[ov.PartialShape([1, 3, -1, -1])])
+    from facenet_pytorch.models.mtcnn import PNet
+
+    with torch.no_grad():  # facenet-pytorch's own PNet (nn.MaxPool2d): core.mtcnn's strided pools fix the shapes
+        converted = ov.convert_model(PNet().eval(), example_input=levels[0][0],
+                                     input=[ov.PartialShape([1, 3, -1, -1])])
     pnet = ov.Core().compile_model(converted, "CPU", {"INFERENCE_NUM_THREADS": args.threads,
                                                       "PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
 

@@ -62,7 +62,8 @@ def refusal(engine: str, device: str | torch.device | None, precision: str = "au
     if engine != "openvino":
         return f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}"
     if _device_type(device) != "cpu":
-        return (f"--engine openvino runs the classifier on the CPU only, and the device is {device}; "
+        return (f"--engine openvino runs the classifier on the CPU only, and the device is {device} "
+                f"({_device_type(device)}); "
                 f"use --device cpu, or --engine torch on the GPU")
     try:
         import openvino as ov
