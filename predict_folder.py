@@ -53,7 +53,7 @@ from core.checkpoints import CheckpointError, LoadedClassifier, load_classifier
 from core.cli import HelpFormatter
 from core.datasets import load_collection
 from core.layout import list_videos, part_dirs
-from inference import progress
+from inference import engine, progress
 from inference.calibration import (Calibration, CalibrationError, check_checkpoints, read_calibration,
                                    record_applied)
 from inference.outputs import print_summary, save_thumbnails, write_outputs
@@ -89,6 +89,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "bf16 on the CPU: bf16 weights and activations, faster where the CPU has AVX512-BF16 "
                              "or AMX, scores within 0.03 of fp32 (bench/predict.py measures both)")
     parser.add_argument("--compile", action="store_true", help=COMPILE_HELP)
+    parser.add_argument("--engine", choices=engine.ENGINES, default="torch",
+                        help="the classifier's engine. torch: PyTorch, the original's scores. openvino: CPU only; "
+                             "each checkpoint is converted once (seconds to a minute) and cached in --engine-cache; "
+                             "faster on the CPU, scores within 1e-4 of torch in fp32 (docs/engine.md)")
+    parser.add_argument("--engine-cache", type=Path, default=None,
+                        help=f"with --engine openvino: folder of the converted models (default: "
+                             f"{engine.default_cache_dir()})")
     parser.add_argument("--batch-size", type=int, default=64, help="face crops per classifier call")
     parser.add_argument("--detector-batch", type=int, default=None,
                         help="frames per MTCNN call (default: all frames of a video on CUDA; 1 on CPU, where "
@@ -102,6 +109,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--restart", action="store_true",
                         help="discard the progress of an earlier run (OUTPUT.progress*.jsonl) and score every video")
     args = parser.parse_args(argv)
+    if args.compile and args.engine != "torch":
+        parser.error("--compile applies to --engine torch only")
+    refused = engine.refusal(args.engine, args.device, args.precision)
+    if refused:
+        parser.error(refused)
     if args.compile and ku.compile_unavailable():
         parser.error(f"--compile: {ku.compile_unavailable()}; or run without --compile")
     if args.test_dir is not None and not args.test_dir.is_dir():
@@ -216,6 +228,12 @@ def make_config(args: argparse.Namespace, device, dtype, loaded: list[LoadedClas
                             detect_in_workers=detector_device.type == "cpu")
 
 
+def _print_conversion(conversion: engine.Conversion) -> None:
+    done = f"converted in {conversion.convert_seconds:.1f} s" if conversion.converted else "found in the cache"
+    print(f"[predict] {conversion.path.name}: OpenVINO model {done}, compiled in {conversion.compile_seconds:.1f} s",
+          file=sys.stderr)
+
+
 def _rank_label(context: runtime.Context) -> str:
     return f"rank {context.rank}: " if context.distributed else ""
 
@@ -229,7 +247,7 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     context = runtime.init(args.device)
-    dtype = runtime.pick_dtype(context.device, args.precision)
+    dtype = engine.model_dtype(args.engine, runtime.pick_dtype(context.device, args.precision))
     try:
         loaded = load_models(args, context.device, dtype)
     except (CheckpointError, CardError) as err:
@@ -243,7 +261,8 @@ def main(argv=None) -> int:
         print(f"[predict] card: {card.encoder if len(loaded) == 1 else 'per model'}, {card.input_size} px, "
               f"{card.frames_per_video} frames per video, {card.aggregation} aggregation", file=sys.stderr)
     config = make_config(args, context.device, dtype, loaded)
-    key = progress.run_key([item.path for item in loaded], [item.card.to_dict() for item in loaded], str(config.dtype),
+    key = progress.run_key([item.path for item in loaded], [item.card.to_dict() for item in loaded],
+                           engine.run_label(args.engine, args.precision, config.dtype),
                            f"{config.detector_device.type}, {config.frames_per_detector_call} frames per call",
                            args.test_dir or args.dataset, args.save_crops)
     try:  # after the run key: progress files hold raw scores, calibrated when the outputs are written
@@ -266,7 +285,13 @@ def main(argv=None) -> int:
         print(f"[predict] {_rank_label(context)}resuming: {len(results)} of {len(videos)} videos already done "
               f"(from {args.output}.progress*.jsonl)", file=sys.stderr)
     started = time.perf_counter()
-    models = [ku.inference_model(item.model, args.compile) for item in loaded]
+    try:
+        models = engine.prepare_models(args.engine, [item.model for item in loaded], [item.path for item in loaded],
+                                       [item.card.to_dict() for item in loaded], config.card.input_size,
+                                       args.precision, args.engine_cache, args.compile, report=_print_conversion)
+    except engine.EngineError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     progress_path = progress.progress_file(args.output, context.rank, context.world_size)
     with progress.ProgressWriter(progress_path, key) as progress_writer:
         scored = predict_videos([path for path, _name in to_score], models, config,

@@ -5,6 +5,8 @@
         [--precision bf16] [--compile]
     python bench/predict.py TEST_DIR --device cuda --models-count 7 --encoder tf_efficientnet_b7_ns --size 380
     python bench/predict.py TEST_DIR --weights-dir weights --models final_111_... (real checkpoints)
+    python bench/predict.py ../shared/data/ffpp_c40 --encoder tf_efficientnet_b7_ns --size 380 --limit 4 \\
+        --engine torch openvino openvino:bf16
 
 TEST_DIR is searched recursively for *.mp4. Without --models, --models-count randomly initialised
 DeepFakeClassifier(--encoder) are used (seeded; the same models in both modes).
@@ -17,6 +19,11 @@ frames of a video in one call (--detector-batch).
 Each mode first runs one video untimed (MTCNN and model start-up; with --compile this is where it compiles, and
 its time is printed). Prints seconds per video of both, the ratio baseline / pipeline, each process's peak
 resident memory, the time per stage and the largest score difference.
+--engine ENGINE[:PRECISION] ...: one pipeline run per entry, in this order, each against the same baseline
+(PRECISION defaults to --precision). openvino converts the models into a fresh cache (or --engine-cache) and
+prints the conversion and compile time; random models are first saved as checkpoint files for it. For each run
+the classifier's CPU seconds per crop (process CPU time during its calls) are printed next to its
+GFLOP per crop.
 """
 from __future__ import annotations
 
@@ -46,6 +53,7 @@ from core.card import ModelCard  # noqa: E402
 from core.checkpoints import load_classifier  # noqa: E402
 from core.cli import HelpFormatter  # noqa: E402
 from core.models import DeepFakeClassifier  # noqa: E402
+from inference import engine  # noqa: E402
 from inference.pipeline import PredictionConfig, predict_videos, stage_seconds  # noqa: E402
 
 
@@ -62,6 +70,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=["auto", *runtime.PRECISIONS], default="auto",
                         help="the pipeline's precision (the baseline keeps the original's)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the pipeline's models")
+    parser.add_argument("--engine", nargs="+", default=["torch"], metavar="ENGINE[:PRECISION]",
+                        help=f"pipeline runs: {' or '.join(engine.ENGINES)}, optionally :fp32, :bf16 or :fp16")
+    parser.add_argument("--engine-cache", type=Path, default=None,
+                        help="openvino's cache of converted models (default: a fresh temporary folder, so that "
+                             "the conversion is timed)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--detector-batch", type=int, default=None,
                         help="pipeline's frames per MTCNN call (default: all on CUDA, 1 on CPU)")
@@ -70,7 +83,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--mode", choices=["both", "pipeline", "baseline"], default="both", help=argparse.SUPPRESS)
     parser.add_argument("--results-json", type=Path, default=None, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for spec in args.engine:
+        name, precision = engine_spec(spec, args.precision)
+        refused = engine.refusal(name, args.device, precision)
+        if refused:
+            parser.error(f"--engine {spec}: {refused}")
+    return args
+
+
+def engine_spec(spec: str, precision: str) -> tuple[str, str]:
+    """'openvino:bf16' -> ('openvino', 'bf16'); without ':PRECISION', --precision."""
+    name, _, given = spec.partition(":")
+    return name, given or precision
 
 
 def build_models(args, device: torch.device, dtype: torch.dtype) -> list[torch.nn.Module]:
@@ -83,6 +108,20 @@ def build_models(args, device: torch.device, dtype: torch.dtype) -> list[torch.n
         torch.manual_seed(seed)
         models.append(DeepFakeClassifier(args.encoder, pretrained=False).eval().to(device=device, dtype=dtype))
     return models
+
+
+class CpuTimed:
+    """A classifier that adds up the process CPU time of its calls: its own threads (PyTorch's or OpenVINO's)
+    are all that run in the main process meanwhile, the decoding and detection being in worker processes."""
+
+    def __init__(self, model):
+        self.model, self.seconds = model, 0.0
+
+    def __call__(self, x):
+        started = time.process_time()
+        result = self.model(x)
+        self.seconds += time.process_time() - started
+        return result
 
 
 def timed_run(videos, models, config: PredictionConfig) -> tuple[list, float]:
@@ -102,16 +141,56 @@ def cpu_seconds() -> tuple[float, float]:
     return own.ru_utime + workers.ru_utime, own.ru_stime + workers.ru_stime
 
 
-def run_mode(args, mode: str, videos: list[Path]) -> dict:
+def checkpoint_files(args, models: list[torch.nn.Module], folder: Path) -> list[Path]:
+    """The checkpoint of each model, for the engine's cache key: --models' files, or random models saved."""
+    if args.models:
+        return [args.weights_dir / name for name in args.models]
+    paths = []
+    for index, model in enumerate(models):
+        paths.append(folder / f"random_{args.encoder}_{index}.pt")
+        torch.save(model.state_dict(), paths[-1])
+    return paths
+
+
+def flops_per_crop(model: torch.nn.Module, size: int) -> float:
+    """Floating-point operations of one forward pass on one crop (a multiply-add counts two)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(torch.zeros(1, 3, size, size, dtype=next(model.parameters()).dtype))
+    return float(counter.get_total_flops())
+
+
+def engine_models(args, models: list[torch.nn.Module], name: str, precision: str, card: ModelCard,
+                  scratch: Path) -> tuple[list, list[dict]]:
+    """The pipeline's classifiers for one engine, and what each conversion cost."""
+    conversions = []
+    paths = checkpoint_files(args, models, scratch) if name == "openvino" else [Path()] * len(models)
+    prepared = engine.prepare_models(name, models, paths, [card.to_dict()] * len(models), card.input_size,
+                                     precision, args.engine_cache or scratch / "cache", args.compile,
+                                     report=lambda c: conversions.append({"converted": c.converted,
+                                                                          "convert": c.convert_seconds,
+                                                                          "compile": c.compile_seconds}))
+    return prepared, conversions
+
+
+def run_mode(args, mode: str, videos: list[Path], engine_name: str = "torch", precision: str | None = None) -> dict:
     """Run one mode in this process; returns what the report needs (JSON-friendly)."""
     device = runtime.init(args.device).device
     pipeline = mode == "pipeline"
     faces.CORE_MTCNN_ON_CPU = pipeline
-    dtype = runtime.pick_dtype(device, args.precision if pipeline else "auto")
-    models = build_models(args, device, dtype)
+    precision = precision or args.precision
+    dtype = runtime.pick_dtype(device, precision if pipeline else "auto")
     if pipeline:
-        models = [ku.inference_model(model, args.compile) for model in models]
+        dtype = engine.model_dtype(engine_name, dtype)
+    models = build_models(args, device, dtype)
     card = ModelCard(encoder=args.encoder, input_size=args.size, frames_per_video=args.frames_per_video)
+    flops = flops_per_crop(models[0], args.size) if device.type == "cpu" else float("nan")
+    conversions = []
+    if pipeline:
+        with tempfile.TemporaryDirectory() as scratch:
+            models, conversions = engine_models(args, models, engine_name, precision, card, Path(scratch))
     common = dict(card=card, device=device, detector_device=device, dtype=dtype, batch_size=args.batch_size)
     if pipeline:
         config = PredictionConfig(**common, workers=args.workers, detect_in_workers=device.type == "cpu",
@@ -119,11 +198,16 @@ def run_mode(args, mode: str, videos: list[Path]) -> dict:
                                       args.frames_per_video if device.type == "cuda" else 1))
     else:
         config = PredictionConfig(**common, workers=0, frames_per_detector_call=1)
+    models = [CpuTimed(model) for model in models]
     _, first_seconds = timed_run(videos[:1], models, config)  # start-up: MTCNN, allocations, cuDNN, compiling
-    before = cpu_seconds()
+    before, warm_cpu = cpu_seconds(), sum(model.seconds for model in models)
     results, seconds = timed_run(videos, models, config)
     user, system = (after - start for after, start in zip(cpu_seconds(), before))
-    return {"mode": mode, "seconds": seconds, "user": user, "system": system, "first_video_seconds": first_seconds, "videos": len(results),
+    label = f"{mode} {engine_name} {engine.openvino_precision(precision) if engine_name == 'openvino' else dtype}"
+    return {"mode": mode, "label": label if pipeline else mode, "seconds": seconds, "user": user, "system": system,
+            "classifier_cpu": (sum(model.seconds for model in models) - warm_cpu) / len(models),
+            "flops_per_crop": flops, "conversions": conversions,
+            "first_video_seconds": first_seconds, "videos": len(results),
             "crops": sum(len(r.crop_keys) for r in results), "stages": stage_seconds(results),
             "scores": {r.name: r.score for r in results},
             "crop_keys": {r.name: [list(key) for key in r.crop_keys] for r in results},  # as JSON gives them back
@@ -132,7 +216,9 @@ def run_mode(args, mode: str, videos: list[Path]) -> dict:
             "setup": f"{len(models)} x {args.encoder} at {args.size}px, {args.frames_per_video} frames, {device} "
                      f"{dtype}, torch threads {torch.get_num_threads()}, workers {config.workers}, "
                      f"detector frames/call {config.frames_per_detector_call}"
-                     + (", channels-last" + (", compiled" if args.compile else "") if pipeline else "")}
+                     + (f", {engine_name} engine" if pipeline else "")
+                     + (", channels-last" + (", compiled" if args.compile else "")
+                        if pipeline and engine_name == "torch" else "")}
 
 
 def baseline_in_own_process(argv: list[str]) -> dict:
@@ -149,6 +235,13 @@ def baseline_in_own_process(argv: list[str]) -> dict:
 def report(run: dict) -> float:
     per_video = run["seconds"] / run["videos"]
     split = ", ".join(f"{k} {v:.1f}s" for k, v in run["stages"].items())
+    crops = max(run["crops"], 1)
+    classify = run["stages"].get("classify", 0.0)
+    print(f"{run['label']}: classifier {classify / crops:.3f} s/crop wall, {run['classifier_cpu'] / crops:.3f} "
+          f"CPU-s/crop/model (all its threads) for {run['flops_per_crop'] / 1e9:.2f} GFLOP/crop/model")
+    for index, conversion in enumerate(run["conversions"]):
+        print(f"          model {index}: {'converted' if conversion['converted'] else 'from the cache'} in "
+              f"{conversion['convert']:.1f} s, compiled in {conversion['compile']:.1f} s")
     print(f"{run['mode']:9s} {run['videos']} videos, {run['crops']} crops in {run['seconds']:.1f} s = "
           f"{per_video:.2f} s/video, CPU {run['user'] / run['videos']:.1f} s user + "
           f"{run['system'] / run['videos']:.1f} s system per video; first video (start-up{', compile' if 'compiled' in run['setup'] else ''}) "
@@ -164,20 +257,27 @@ def main(argv=None) -> int:
     if not videos:
         raise SystemExit(f"error: no *.mp4 under {args.test_dir}")
     if args.mode != "both":
-        result = run_mode(args, args.mode, videos)
+        result = run_mode(args, args.mode, videos, *engine_spec(args.engine[0], args.precision))
         if args.results_json:
             args.results_json.write_text(json.dumps(result))
         else:
             report(result)
         return 0
     print(f"{len(videos)} videos under {args.test_dir}")
-    fast = run_mode(args, "pipeline", videos)
-    fast_per_video = report(fast)
+    runs = [run_mode(args, "pipeline", videos, *engine_spec(spec, args.precision)) for spec in args.engine]
+    for run in runs:
+        report(run)
     if args.skip_baseline:
         return 0
     slow = baseline_in_own_process(argv)
     slow_per_video = report(slow)
-    print(f"ratio baseline / pipeline (end to end, per video): {slow_per_video / fast_per_video:.2f}x; "
+    for fast in runs:
+        compare(slow, slow_per_video, fast, fast["seconds"] / fast["videos"])
+    return 0
+
+
+def compare(slow: dict, slow_per_video: float, fast: dict, fast_per_video: float) -> None:
+    print(f"{fast['label']}: ratio baseline / pipeline (end to end, per video): {slow_per_video / fast_per_video:.2f}x; "
           f"in CPU seconds (user + system): {(slow['user'] + slow['system']) / (fast['user'] + fast['system']):.2f}x")
     names = [n for n in slow["scores"] if slow["scores"][n] is not None and fast["scores"].get(n) is not None]
     diffs = [abs(fast["scores"][n] - slow["scores"][n]) for n in names]
@@ -187,7 +287,6 @@ def main(argv=None) -> int:
           f"videos with different face crops: {len(crops_differ)}; scored in one mode only: {len(one_mode)}")
     if diffs:
         print(f"mean baseline score {np.mean([slow['scores'][n] for n in names]):.4f}")
-    return 0
 
 
 if __name__ == "__main__":
