@@ -33,20 +33,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.allocator import use_steady_allocator  # noqa: E402
+from core.allocator import use_steady_allocator
 
 use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
 
-import kernel_utils as ku  # noqa: E402
-from core import faces, runtime  # noqa: E402
-from core.allocator import OPT_OUT  # noqa: E402
-from core.card import ModelCard  # noqa: E402
-from core.checkpoints import load_classifier  # noqa: E402
-from core.cli import HelpFormatter  # noqa: E402
-from core.models import DeepFakeClassifier  # noqa: E402
-from inference.pipeline import PredictionConfig, predict_videos, stage_seconds  # noqa: E402
+import kernel_utils as ku
+from core import runtime
+from core.allocator import OPT_OUT
+from core.card import ModelCard
+from core.checkpoints import load_classifier
+from core.cli import HelpFormatter
+from core.models import DeepFakeClassifier
+from inference.pipeline import PredictionConfig, predict_videos, stage_seconds
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -106,13 +104,13 @@ def run_mode(args, mode: str, videos: list[Path]) -> dict:
     """Run one mode in this process; returns what the report needs (JSON-friendly)."""
     device = runtime.init(args.device).device
     pipeline = mode == "pipeline"
-    faces.CORE_MTCNN_ON_CPU = pipeline
     dtype = runtime.pick_dtype(device, args.precision if pipeline else "auto")
     models = build_models(args, device, dtype)
     if pipeline:
         models = [ku.inference_model(model, args.compile) for model in models]
     card = ModelCard(encoder=args.encoder, input_size=args.size, frames_per_video=args.frames_per_video)
-    common = dict(card=card, device=device, detector_device=device, dtype=dtype, batch_size=args.batch_size)
+    common = dict(card=card, device=device, detector_device=device, dtype=dtype, batch_size=args.batch_size,
+                  core_cascade_on_cpu=pipeline)
     if pipeline:
         config = PredictionConfig(**common, workers=args.workers, detect_in_workers=device.type == "cpu",
                                   frames_per_detector_call=args.detector_batch or (
@@ -123,7 +121,8 @@ def run_mode(args, mode: str, videos: list[Path]) -> dict:
     before = cpu_seconds()
     results, seconds = timed_run(videos, models, config)
     user, system = (after - start for after, start in zip(cpu_seconds(), before))
-    return {"mode": mode, "seconds": seconds, "user": user, "system": system, "first_video_seconds": first_seconds, "videos": len(results),
+    return {"mode": mode, "seconds": seconds, "user": user, "system": system, "first_video_seconds": first_seconds,
+            "videos": len(results),
             "crops": sum(len(r.crop_keys) for r in results), "stages": stage_seconds(results),
             "scores": {r.name: r.score for r in results},
             "crop_keys": {r.name: [list(key) for key in r.crop_keys] for r in results},  # as JSON gives them back
@@ -151,7 +150,8 @@ def report(run: dict) -> float:
     split = ", ".join(f"{k} {v:.1f}s" for k, v in run["stages"].items())
     print(f"{run['mode']:9s} {run['videos']} videos, {run['crops']} crops in {run['seconds']:.1f} s = "
           f"{per_video:.2f} s/video, CPU {run['user'] / run['videos']:.1f} s user + "
-          f"{run['system'] / run['videos']:.1f} s system per video; first video (start-up{', compile' if 'compiled' in run['setup'] else ''}) "
+          f"{run['system'] / run['videos']:.1f} s system per video; "
+          f"first video (start-up{', compile' if 'compiled' in run['setup'] else ''}) "
           f"{run['first_video_seconds']:.1f} s; peak RSS {run['peak_rss_mib']:.0f} MiB\n"
           f"          {run['setup']}; malloc: {run['allocator']}\n          summed stage time: {split}")
     return per_video
