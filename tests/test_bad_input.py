@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO_ROOT, run_script
-from test_inference_helpers import face_frames, save_release_checkpoint, write_video
+from helpers import REPO_ROOT, face_frames, run_script, save_release_checkpoint, write_video
 from core.checkpoints import CheckpointError, read_checkpoint
 from core.models import DeepFakeClassifier
 

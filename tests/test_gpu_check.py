@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import run_script
+from helpers import run_script
 
 SECTION_MEASURES = {
     "train": {"setup", "images/s", "data-loader wait", "train loss", "wall time"},
