@@ -231,6 +231,7 @@ def option_values(argv: list[str], option: str) -> list[str]:
     return [argv[i + 1] for i, word in enumerate(argv[:-1]) if word == option]
 
 
+@pytest.mark.slow
 def test_build_passes_set_proxies_tag_and_extra_args(docker_env):
     result = run_repo_script(docker_env, "build.sh", "--build-arg", "BAKE_WEIGHTS=1")
     assert result.returncode == 0, result.stderr
@@ -249,6 +250,7 @@ def test_build_passes_set_proxies_tag_and_extra_args(docker_env):
     assert "--network=host" in argv, "a proxy on localhost is only reachable from the host network"
 
 
+@pytest.mark.slow
 def test_build_help_exits_0_with_the_usage_and_builds_nothing(docker_env):
     result = run_repo_script(docker_env, "build.sh", "--help")
     assert result.returncode == 0, result.stderr
@@ -269,6 +271,7 @@ def fake_checkout(tmp_path: Path) -> Path:
     return checkout
 
 
+@pytest.mark.slow
 def test_in_the_image_test_and_demo_use_the_image_python_not_a_mounted_venv(tmp_path):
     checkout = fake_checkout(tmp_path)
     image_python = Path(sys.executable).parent  # stands in for the image's /usr/local/bin
@@ -296,6 +299,7 @@ def test_train_sh_uses_the_image_python_in_the_image_and_the_venv_on_the_host(tm
     assert on_host.stdout.startswith(f"{expected} -u -m torch.distributed.run"), on_host.stdout
 
 
+@pytest.mark.slow
 def test_build_without_docker_or_engine_fails_clearly(docker_env, tmp_path):
     no_docker_bin = tmp_path / "bin_without_docker"
     no_docker_bin.mkdir()
@@ -314,6 +318,7 @@ def test_build_without_docker_or_engine_fails_clearly(docker_env, tmp_path):
     assert not docker_calls(docker_env, "build")
 
 
+@pytest.mark.slow
 def test_run_mounts_data_and_checkout_with_gpu_ipc_user_and_proxies(docker_env, tmp_path):
     data = tmp_path / "dfdc data"
     data.mkdir()
@@ -338,6 +343,7 @@ def test_run_mounts_data_and_checkout_with_gpu_ipc_user_and_proxies(docker_env, 
     assert "-t" not in options and "-it" not in options, "no TTY requested when stdin is not a terminal"
 
 
+@pytest.mark.slow
 def test_run_mounts_the_model_cache_named_by_hf_home_or_dfdc_hf_cache(docker_env, tmp_path):
     for env, host_cache in (({"HF_HOME": str(tmp_path / "hf home")}, tmp_path / "hf home"),
                             ({"HF_HOME": str(tmp_path / "hf home"), "DFDC_HF_CACHE": str(tmp_path / "cache")},
@@ -348,6 +354,7 @@ def test_run_mounts_the_model_cache_named_by_hf_home_or_dfdc_hf_cache(docker_env
         assert f"{host_cache}:/opt/cache/huggingface" in volumes and host_cache.is_dir(), volumes
 
 
+@pytest.mark.slow
 def test_run_without_gpu_runtime_or_with_baked_weights(docker_env, tmp_path):
     result = run_repo_script({**docker_env, "NO_GPU": "1", "FAKE_DOCKER_BAKED": "1"}, "run.sh", tmp_path)
     assert result.returncode == 0, result.stderr
@@ -358,6 +365,7 @@ def test_run_without_gpu_runtime_or_with_baked_weights(docker_env, tmp_path):
         "the host cache would hide the weights baked into the image"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [[], ["/no/such/folder"]])
 def test_run_usage_when_data_dir_is_missing(docker_env, args):
     result = run_repo_script(docker_env, "run.sh", *args)
@@ -366,6 +374,7 @@ def test_run_usage_when_data_dir_is_missing(docker_env, args):
     assert not docker_calls(docker_env, "run")
 
 
+@pytest.mark.slow
 def test_run_with_engine_down_fails_clearly(docker_env, tmp_path):
     result = run_repo_script({**docker_env, "FAKE_DOCKER_ENGINE_DOWN": "1"}, "run.sh", tmp_path)
     assert result.returncode != 0

@@ -22,6 +22,7 @@ def torchrun(*args) -> str:
     return result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_two_process_torchrun_writes_checkpoints_and_resumes(preprocessed_demo, tmp_path):
     output = torchrun(*trainer_args(preprocessed_demo, tmp_path, 2))
     assert "2 process(es) on cpu" in output
