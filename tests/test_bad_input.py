@@ -69,6 +69,7 @@ def test_predict_without_any_video_fails_and_points_to_a_part_folder(weights, tm
     assert "skipped folds.csv" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_every_preprocessing_step_names_and_counts_videos_missing_from_metadata(tmp_path):
     """Part 0 has metadata {}; part 1 lists one video and has a second one on disk that it does not list."""
     root = tmp_path / "dfdc"
