@@ -9,7 +9,6 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
-    PYTHONPATH=/workspace \
     OMP_WAIT_POLICY=PASSIVE \
     HF_HOME=/opt/cache/huggingface \
     TORCH_HOME=/opt/cache/torch \
@@ -31,10 +30,11 @@ RUN apt-get update \
 
 WORKDIR /workspace
 
-# Dependencies first so code changes do not reinstall 6 GB of wheels.
+# Dependencies first so code changes do not reinstall 6 GB of wheels. requirements-dev.txt (pytest, ruff) too:
+# the image runs the tests (./run.sh DATA ./test.sh).
 # face_recognition_models is a pure-Python sdist (no compiler needed); dlib comes as the dlib-bin wheel.
-COPY requirements.txt /workspace/requirements.txt
-RUN python -m pip install -r requirements.txt \
+COPY requirements.txt requirements-dev.txt /workspace/
+RUN python -m pip install -r requirements.txt -r requirements-dev.txt \
     && python -m pip check
 
 # Optional: put the Noisy Student B7/B5 ImageNet weights into the image's model cache, so training
@@ -48,7 +48,10 @@ RUN mkdir -p "$HF_HOME" "$TORCH_HOME" \
     && chmod -R a+rwX /opt/cache
 LABEL dfdc.baked-weights="$BAKE_WEIGHTS"
 
-# Code last. run.sh also bind-mounts the checkout over /workspace, so edits need no rebuild.
+# Code last, installed in editable mode (no dependencies: they are above). run.sh bind-mounts the checkout over
+# /workspace, the same paths the install points to, so edits need no rebuild.
 COPY . /workspace
+RUN python -m pip install --no-deps -e . \
+    && python -m pip check
 
 CMD ["bash"]

@@ -197,7 +197,8 @@ def main(argv=None) -> int:
         return 2
     if applied and args.fit_calibration:
         print(f"error: --fit-calibration: {args.predictions} holds calibrated scores "
-              f"({applied_record(args.predictions)}); fit on the uncalibrated predictions (rerun predict_folder.py without --calibration)", file=sys.stderr)
+              f"({applied_record(args.predictions)}); fit on the uncalibrated predictions "
+              "(rerun predict_folder.py without --calibration)", file=sys.stderr)
         return 2
     out_dir = args.out_dir or args.predictions.with_name(args.predictions.stem + "_eval")
     predictions = read_predictions(args.predictions)

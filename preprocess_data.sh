@@ -66,5 +66,5 @@ if [[ "$num_shards" -le 1 ]]; then
 else
     # folds.csv lists the crops of every video, so it can only be written once all shards are done.
     echo "=== generate_folds skipped on a sharded run: when all $num_shards shards have finished, run once" >&2
-    echo "    PYTHONPATH=$REPO_ROOT $PYTHON -m preprocessing.generate_folds --root-dir $DATA_ROOT ${folds_args[*]:-}" >&2
+    echo "    $PYTHON -m preprocessing.generate_folds --root-dir $DATA_ROOT ${folds_args[*]:-}" >&2
 fi

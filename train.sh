@@ -71,7 +71,7 @@ for i in "${!seeds[@]}"; do
     fi
     # --resume last: a seed interrupted earlier continues from its own _last checkpoint (a finished one ends at once).
     command=("$PYTHON" -u -m torch.distributed.run "${launch[@]}" --nproc_per_node "$NUM_GPUS"
-             training/pipelines/train_classifier.py --config "$CONFIG" --freeze-epochs 0 --test_every 1
+             training/pipelines/train_classifier.py --config "$CONFIG" --freeze-epochs 0 --test-every 1
              --label-smoothing 0.01 --folds-csv folds.csv --fold 0 --seed "$seed" --data-dir "$DATA_ROOT"
              --prefix "${NAME}_${seed}_" --resume last "$@")
     log="$LOG_DIR/${NAME}_${seed}"

@@ -27,10 +27,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+from core.cli import HelpFormatter
 
-from core.cli import HelpFormatter  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 SECTIONS = ("train", "predict", "compile", "mtcnn")
 GOAL_VIDEOS_PER_S = 10.0  # seven B7 on one H200; the original was allowed 8 s per video on a Kaggle P100
@@ -60,7 +59,8 @@ class Sizes:
 
 FULL = Sizes(device="cuda", train_config="configs/b7.json", train_overrides=(), train_steps=300, train_workers=8,
              crop_size=300, encoder="tf_efficientnet_b7_ns", input_size=380, models=7, videos=40, distinct_videos=8,
-             video_size=(1920, 1080), video_frames=300, frames_per_video=32, predict_workers=8, compile_backend="inductor",
+             video_size=(1920, 1080), video_frames=300, frames_per_video=32, predict_workers=8,
+             compile_backend="inductor",
              section_timeout=420)
 DRY = Sizes(device="cpu", train_config="configs/demo_cpu.json",
             train_overrides=("size=64", "optimizer.batch_size=2"), train_steps=3, train_workers=0, crop_size=64,
@@ -149,7 +149,8 @@ def section_train(sizes: Sizes, work: Path, options: argparse.Namespace) -> Outc
     write_synthetic_dataset(data, videos=2 * math.ceil(reals_needed / frames / 0.75) + 8, frames=frames,
                             crop_size=sizes.crop_size)
     written = time.perf_counter() - started
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks), "training/pipelines/train_classifier.py",
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks),
+               "training/pipelines/train_classifier.py",
                "--config", config_path, "--data-dir", str(data), "--no-pretrained", "--device", sizes.device,
                "--epochs", "1", "--batches-per-epoch", str(sizes.train_steps), "--workers", str(sizes.train_workers),
                "--output-dir", str(work / "train_weights"), "--logdir", str(work / "train_logs"),
@@ -166,7 +167,8 @@ def section_train(sizes: Sizes, work: Path, options: argparse.Namespace) -> Outc
     metrics = read_metrics(next((work / "train_logs").glob("*/metrics.csv")))[-1]
     batch = config["optimizer"]["batch_size"]
     return Outcome([
-        Row("train", "setup", setup.split(";")[0], f"{config['encoder']} at {config['size']} px, batch {batch} per rank"),
+        Row("train", "setup", setup.split(";")[0],
+            f"{config['encoder']} at {config['size']} px, batch {batch} per rank"),
         Row("train", "images/s", f"{metrics['images_per_s']:.1f}",
             f"all {ranks} rank(s), steps 2..{sizes.train_steps} of one epoch"),
         Row("train", "data-loader wait", f"{100 * metrics['data_wait']:.1f}%",
@@ -337,7 +339,7 @@ RUNNERS = {"train": section_train, "predict": section_predict, "compile": sectio
 # ---------------------------------------------------------------- the driver
 
 def child_env(sizes: Sizes) -> dict:
-    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = dict(os.environ)
     if sizes.device == "cpu":
         env.setdefault("OMP_NUM_THREADS", "1")
     return env

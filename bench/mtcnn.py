@@ -20,15 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from facenet_pytorch import MTCNN
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from facenet_pytorch import MTCNN  # noqa: E402
-
-from core import faces  # noqa: E402
-from core.cli import HelpFormatter  # noqa: E402
-from core.layout import load_dataset  # noqa: E402
-from core.video import half_size, iter_frames  # noqa: E402
+from core import faces
+from core.cli import HelpFormatter
+from core.layout import load_dataset
+from core.video import half_size, iter_frames
 
 
 def facenet_detector(thresholds) -> MTCNN:

@@ -18,13 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core import faces  # noqa: E402
-from core import mtcnn as cascade  # noqa: E402
-from core.cli import HelpFormatter  # noqa: E402
-from core.layout import load_dataset  # noqa: E402
-from core.video import half_size, iter_frames  # noqa: E402
+from core import faces
+from core import mtcnn as cascade
+from core.cli import HelpFormatter
+from core.layout import load_dataset
+from core.video import half_size, iter_frames
 
 
 def real_frames(root: Path, videos: int) -> list[np.ndarray]:

@@ -40,21 +40,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.allocator import use_steady_allocator  # noqa: E402
+from core.allocator import use_steady_allocator
 
 use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
 
-import kernel_utils as ku  # noqa: E402
-from core import faces, runtime  # noqa: E402
-from core.allocator import OPT_OUT  # noqa: E402
-from core.card import ModelCard  # noqa: E402
-from core.checkpoints import load_classifier  # noqa: E402
-from core.cli import HelpFormatter  # noqa: E402
-from core.models import DeepFakeClassifier  # noqa: E402
-from inference import engine  # noqa: E402
-from inference.pipeline import PredictionConfig, predict_videos, stage_seconds  # noqa: E402
+import kernel_utils as ku
+from core import runtime
+from core.allocator import OPT_OUT
+from core.card import ModelCard
+from core.checkpoints import load_classifier
+from core.cli import HelpFormatter
+from core.models import DeepFakeClassifier
+from inference import engine
+from inference.pipeline import PredictionConfig, predict_videos, stage_seconds
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -179,7 +177,6 @@ def run_mode(args, mode: str, videos: list[Path], engine_name: str = "torch", pr
     """Run one mode in this process; returns what the report needs (JSON-friendly)."""
     device = runtime.init(args.device).device
     pipeline = mode == "pipeline"
-    faces.CORE_MTCNN_ON_CPU = pipeline
     precision = precision or args.precision
     dtype = runtime.pick_dtype(device, precision if pipeline else "auto")
     if pipeline:
@@ -191,7 +188,8 @@ def run_mode(args, mode: str, videos: list[Path], engine_name: str = "torch", pr
     if pipeline:
         with tempfile.TemporaryDirectory() as scratch:
             models, conversions = engine_models(args, models, engine_name, precision, card, Path(scratch))
-    common = dict(card=card, device=device, detector_device=device, dtype=dtype, batch_size=args.batch_size)
+    common = dict(card=card, device=device, detector_device=device, dtype=dtype, batch_size=args.batch_size,
+                  core_cascade_on_cpu=pipeline)
     if pipeline:
         config = PredictionConfig(**common, workers=args.workers, detect_in_workers=device.type == "cpu",
                                   frames_per_detector_call=args.detector_batch or (
@@ -244,7 +242,8 @@ def report(run: dict) -> float:
               f"{conversion['convert']:.1f} s, compiled in {conversion['compile']:.1f} s")
     print(f"{run['mode']:9s} {run['videos']} videos, {run['crops']} crops in {run['seconds']:.1f} s = "
           f"{per_video:.2f} s/video, CPU {run['user'] / run['videos']:.1f} s user + "
-          f"{run['system'] / run['videos']:.1f} s system per video; first video (start-up{', compile' if 'compiled' in run['setup'] else ''}) "
+          f"{run['system'] / run['videos']:.1f} s system per video; "
+          f"first video (start-up{', compile' if 'compiled' in run['setup'] else ''}) "
           f"{run['first_video_seconds']:.1f} s; peak RSS {run['peak_rss_mib']:.0f} MiB\n"
           f"          {run['setup']}; malloc: {run['allocator']}\n          summed stage time: {split}")
     return per_video
@@ -277,7 +276,8 @@ def main(argv=None) -> int:
 
 
 def compare(slow: dict, slow_per_video: float, fast: dict, fast_per_video: float) -> None:
-    print(f"{fast['label']}: ratio baseline / pipeline (end to end, per video): {slow_per_video / fast_per_video:.2f}x; "
+    print(f"{fast['label']}: ratio baseline / pipeline (end to end, per video): "
+          f"{slow_per_video / fast_per_video:.2f}x; "
           f"in CPU seconds (user + system): {(slow['user'] + slow['system']) / (fast['user'] + fast['system']):.2f}x")
     names = [n for n in slow["scores"] if slow["scores"][n] is not None and fast["scores"].get(n) is not None]
     diffs = [abs(fast["scores"][n] - slow["scores"][n]) for n in names]

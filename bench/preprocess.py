@@ -19,19 +19,18 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
 
-from core.allocator import use_steady_allocator  # noqa: E402
+from core.allocator import use_steady_allocator
 
 use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
 
-from core.allocator import OPT_OUT  # noqa: E402
-from core.cli import HelpFormatter  # noqa: E402
-from core.layout import load_dataset  # noqa: E402
-from core.processes import run_parallel  # noqa: E402
-from core.video import decodable_frame_count, iter_frames  # noqa: E402
-from preprocessing.detect_original_faces import DEFAULT_CROP_EVERY as CROP_EVERY  # noqa: E402
-from preprocessing.link_dataset import link_dataset  # noqa: E402
+from core.allocator import OPT_OUT
+from core.cli import HelpFormatter
+from core.layout import load_dataset
+from core.processes import run_parallel
+from core.video import decodable_frame_count, iter_frames
+from preprocessing.detect_original_faces import DEFAULT_CROP_EVERY as CROP_EVERY
+from preprocessing.link_dataset import link_dataset
 
 
 def decode(job: tuple[str, int, int]) -> int:
@@ -80,7 +79,6 @@ def main(argv=None) -> None:
                              f"allocator setting")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     if args.default_malloc:
         os.environ.pop("GLIBC_TUNABLES", None)
         os.environ[OPT_OUT] = "1"
@@ -113,14 +111,17 @@ def main(argv=None) -> None:
     for stride, run in sorted(results.items()):
         print(line(f"step 1 detect, stride {stride}", run, len(reals)))
     if 1 in results and crops_stride != 1:
-        print(f"step 1 speed-up of stride {crops_stride} over stride 1: {results[1]['wall'] / results[crops_stride]['wall']:.1f}x")
+        speedup = results[1]["wall"] / results[crops_stride]["wall"]
+        print(f"step 1 speed-up of stride {crops_stride} over stride 1: {speedup:.1f}x")
     print(line("step 2 crops", step2, len(every)) + f"  ({crops} crops)")
     print(line("step 3 landmarks", step3, len(reals)) + f"  ({landmark_crops} crops with landmarks, "
           f"{1000 * step3['wall'] / max(landmark_crops, 1):.0f} ms per crop)")
     print(line("step 4 SSIM diffs", step4, len(every) - len(reals)) + f"  ({diffs} diff masks)")
     print(line("step 5 folds", step5, len(every)))
-    print(f"floor, decode every frame, no conversion: reals {floor_all_reals:.1f} s, all videos {floor_all_videos:.1f} s")
-    print(f"floor, decode as the steps do + convert kept frames: step 1 {floor_kept_step1:.1f} s, step 2 {floor_kept_step2:.1f} s")
+    print(f"floor, decode every frame, no conversion: reals {floor_all_reals:.1f} s, "
+          f"all videos {floor_all_videos:.1f} s")
+    print(f"floor, decode as the steps do + convert kept frames: step 1 {floor_kept_step1:.1f} s, "
+          f"step 2 {floor_kept_step2:.1f} s")
     step1 = results[crops_stride]["wall"]
     print(f"step 1 (stride {crops_stride}) = {step1 / floor_all_reals:.2f}x the decode-only floor of the real videos; "
           f"step 2 = {step2['wall'] / floor_all_videos:.2f}x that of all videos")

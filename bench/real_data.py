@@ -32,13 +32,12 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+from core.atomic import atomic_write_json
+from core.cli import HelpFormatter
+from core.layout import load_dataset
+from preprocessing.link_dataset import link_dataset
 
-from core.atomic import atomic_write_json  # noqa: E402
-from core.cli import HelpFormatter  # noqa: E402
-from core.layout import load_dataset  # noqa: E402
-from preprocessing.link_dataset import link_dataset  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_SOURCE = Path("../shared/data/ffpp_c40")  # beside the checkout, run from its root
 CONFIG = REPO_ROOT / "configs" / "sbi_cpu.json"
@@ -68,7 +67,7 @@ def load_average() -> str:
 
 def run(command: list, threads: int, log_file: Path | None = None) -> float:
     """Run a repository command from the repository root; returns its wall time. Output goes to log_file."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
     started = time.time()
     log(f"$ {' '.join(map(str, command))}" + (f"  (log: {log_file})" if log_file else ""))
     if log_file:
@@ -152,7 +151,7 @@ def train(run_dir: Path, run_name: str, data: Path, args: argparse.Namespace, se
     command = [sys.executable, "training/pipelines/train_classifier.py", "--config", CONFIG, "--data-dir", data,
                "--fold", TEST_PART, "--seed", seed, "--prefix", f"{run_name}_", "--output-dir",
                run_dir / "weights", "--logdir", run_dir / "logs", "--workers", args.loader_workers,
-               "--test_every", 1000, "--resume", "last", "--device", "cpu"]
+               "--test-every", 1000, "--resume", "last", "--device", "cpu"]
     for override in overrides:
         command += ["--override", override]
     return run(command, threads=args.threads, log_file=run_dir / "train.log")

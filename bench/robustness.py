@@ -1,6 +1,7 @@
 """How far the score holds: AUC and log loss of a model on perturbed copies of a labelled test set.
 
-    python bench/robustness.py --weights-dir W --models M [M ...] (--test-dir DIR --labels L [L ...] | --dataset ROOT) \\
+    python bench/robustness.py --weights-dir W --models M [M ...] \\
+        (--test-dir DIR --labels L [L ...] | --dataset ROOT) \\
         --perturbations none crf:23 crf:30 crf:38 scale:0.5 scale:0.25 fps:0.5 blur:2 noise:8 messenger \\
         --work-dir OUT
 
@@ -33,9 +34,6 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
 
 import pandas as pd
 from tqdm import tqdm

@@ -9,7 +9,6 @@ process and the device the trainer would pick (--device to force).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,18 +18,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-
-from core.allocator import use_steady_allocator  # noqa: E402
+from core.allocator import use_steady_allocator
 
 use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
 
-from training.losses import WeightedLosses  # noqa: E402
-from training.pipelines import train_classifier as trainer  # noqa: E402
-from core import runtime  # noqa: E402
-from core.cli import HelpFormatter  # noqa: E402
-from training.tools.optim import create_optimizer, create_scheduler  # noqa: E402
+from training.losses import WeightedLosses
+from training.pipelines import train_classifier as trainer
+from core import runtime
+from core.cli import HelpFormatter
+from training.tools.optim import create_optimizer, create_scheduler
 
 LANDMARKS = np.array([[70, 80], [130, 80], [100, 110], [75, 145], [125, 145]], dtype=np.int16)
 
@@ -128,7 +124,7 @@ def main() -> None:
         context = runtime.init(args.device)
         config = trainer.load_config(args.config, trainer.config_overrides(args))
         batch_size = config["optimizer"]["batch_size"]
-        precision = trainer.Precision.choose(context.device, config["fp16"])
+        precision = trainer.Precision.choose(context.device, config["mixed_precision"])
         train_set, _ = trainer.make_datasets(config, args, context)
         train_set.reset(0, args.seed)
         loader = trainer.train_loader(train_set, batch_size, args, context, 0)

@@ -3,7 +3,9 @@
 glibc's malloc serves every block above its (adaptive) mmap threshold with a fresh mmap and returns it with
 munmap on free. The classifier and MTCNN allocate and free activation buffers of tens to hundreds of MB on every
 call, so each call maps, page-faults and unmaps them again: about half of the CPU time went to the kernel. With
-mmap disabled and trimming effectively off, freed buffers stay in the heap and the next call reuses them.
+mmap disabled and trimming effectively off, freed buffers stay in the heap and the next call reuses them. The
+price is a fixed amount of resident memory (about 10 % more in a CPU training), reached in the first epoch and
+flat after it, not a growth over time: docs/development.md gives the measurement.
 
 glibc reads GLIBC_TUNABLES only when a process starts, so an entry script calls `use_steady_allocator(__name__)`
 before its heavy imports; without the setting it re-executes itself with it (same PID, same arguments), and every

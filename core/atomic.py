@@ -6,7 +6,8 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -22,7 +23,8 @@ _UMASK = _current_umask()
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Call `write(handle)` on a temporary file beside `path`, then rename: a kill never leaves a half file at `path`."""
+    """Call `write(handle)` on a temporary file beside `path`, then rename: a kill never leaves a half file at
+    `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

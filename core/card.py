@@ -22,7 +22,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from core.faces import CROP_PAD_DIVISOR, DETECTOR_DOWNSCALE, INFERENCE_THRESHOLDS
 from core.model_input import IMAGENET_MEAN, IMAGENET_STD
@@ -80,7 +81,7 @@ class ModelCard:
         return {"card_version": CARD_VERSION, **values}
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any], source: str = "card") -> "ModelCard":
+    def from_dict(cls, values: Mapping[str, Any], source: str = "card") -> ModelCard:
         values = dict(values)
         version = values.pop("card_version", CARD_VERSION)
         if version != CARD_VERSION:
@@ -101,7 +102,7 @@ class ModelCard:
             values.pop(name)
         return values
 
-    def with_overrides(self, overrides: Mapping[str, Any]) -> tuple["ModelCard", list[str]]:
+    def with_overrides(self, overrides: Mapping[str, Any]) -> tuple[ModelCard, list[str]]:
         """(card with the explicit values applied, one line per value that differs from the card)."""
         messages = []
         current = self.to_dict()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -22,3 +23,19 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         if action.help and "(default" in action.help:  # the help text already says it in words
             return action.help
         return super()._get_help_string(action)
+
+
+def deprecated_alias(new: str) -> type[argparse.Action]:
+    """An argparse action for an option's old spelling: stores like `new` and says on stderr to use `new`.
+
+    Add it hidden beside the new option: parser.add_argument("--old_name", dest=..., action=deprecated_alias(
+    "--new-name"), help=argparse.SUPPRESS).
+    """
+
+    class DeprecatedAlias(argparse._StoreAction):
+        def __call__(self, parser, namespace, values, option_string=None):
+            print(f"{parser.prog}: warning: {option_string} is deprecated and will be removed; use {new}",
+                  file=sys.stderr)
+            super().__call__(parser, namespace, values, option_string)
+
+    return DeprecatedAlias

@@ -1,9 +1,13 @@
 """Face detection and the crop rule, shared by preprocessing and inference (one implementation of each)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 # MTCNN thresholds of the three cascade stages, per use, as in the original.
 DETECT_THRESHOLDS = (0.85, 0.95, 0.95)  # preprocessing: boxes of the REAL videos
@@ -11,14 +15,14 @@ LANDMARK_THRESHOLDS = (0.65, 0.75, 0.75)  # preprocessing: 5 landmarks on crops
 INFERENCE_THRESHOLDS = (0.7, 0.8, 0.8)  # predict_folder / kernel_utils (the model card's default)
 DETECTOR_DOWNSCALE = 2  # MTCNN sees half-size frames (core.video.half_size); boxes are scaled back by this
 CROP_PAD_DIVISOR = 3  # the crop adds side // 3 on each side of the box
-# On the CPU, core.mtcnn runs the cascade instead of facenet-pytorch's code (bit-identical, faster); benchmark
-# baselines set this to False to time the original's detector.
-CORE_MTCNN_ON_CPU = True
 
 
-def make_mtcnn(thresholds: Sequence[float], device: torch.device | str = "cpu"):
+def make_mtcnn(thresholds: Sequence[float], device: torch.device | str = "cpu", core_cascade_on_cpu: bool = True):
     """facenet-pytorch MTCNN as the original configures it: every face, largest first, margin 0.
 
+    On the CPU, `detect_batch` runs core.mtcnn's cascade instead of facenet-pytorch's code (bit-identical,
+    faster); `core_cascade_on_cpu=False` keeps facenet-pytorch's own code, as benchmark baselines do. The choice
+    is stored on the returned detector (`core_cascade`), so whoever builds the detector decides, in every process.
     The weights ship inside the facenet-pytorch wheel, so this works offline. torch is imported here, not at the
     top: extract_crops uses this module's crop rule and must not load torch (core.processes says why).
     """
@@ -29,14 +33,10 @@ def make_mtcnn(thresholds: Sequence[float], device: torch.device | str = "cpu"):
 
     mtcnn = MTCNN(margin=0, thresholds=list(thresholds), keep_all=True, select_largest=True,
                   post_process=False, device=torch.device(device))
-    if _runs_core_cascade(mtcnn):
+    mtcnn.core_cascade = core_cascade_on_cpu and mtcnn.device.type == "cpu"
+    if mtcnn.core_cascade:
         use_strided_pools(mtcnn)
     return mtcnn
-
-
-def _runs_core_cascade(mtcnn) -> bool:
-    """core.mtcnn's cascade (and its pooling layers) on the CPU; facenet-pytorch's untouched code elsewhere."""
-    return CORE_MTCNN_ON_CPU and mtcnn.device.type == "cpu"
 
 
 def _largest_first(boxes: np.ndarray, points: np.ndarray):
@@ -48,7 +48,7 @@ def _largest_first(boxes: np.ndarray, points: np.ndarray):
 def _detect(mtcnn, batch: np.ndarray):
     """Per frame (boxes (N, 4), points (N, 5, 2)) largest first, or None: core.mtcnn's exact, faster cascade
     on CPU, facenet-pytorch's own `detect` elsewhere."""
-    if _runs_core_cascade(mtcnn):
+    if getattr(mtcnn, "core_cascade", False):
         from core.mtcnn import detect_faces
 
         return [_largest_first(boxes[:, :4], points) if len(boxes) else None

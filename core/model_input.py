@@ -6,7 +6,7 @@ model card (`core.card`), whose defaults are these ImageNet values.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

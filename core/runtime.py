@@ -10,7 +10,8 @@ import os
 import random
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Sequence, TypeVar
+from typing import TypeVar
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -11,7 +11,7 @@ import io
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 

@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -38,6 +38,7 @@ class PredictionConfig:
     frames_per_detector_call: int = 1
     workers: int = 0
     detect_in_workers: bool = True  # False: workers only decode, the main process detects (a GPU detector)
+    core_cascade_on_cpu: bool = True  # False: facenet-pytorch's own MTCNN code on the CPU too (core.faces.make_mtcnn)
 
 
 @dataclass
@@ -67,10 +68,14 @@ class VideoResult:
 _worker_mtcnn = None
 
 
+def _make_mtcnn(config: PredictionConfig):
+    return faces.make_mtcnn(config.card.detector_thresholds, config.detector_device, config.core_cascade_on_cpu)
+
+
 def _mtcnn_for_this_process(config: PredictionConfig):
     global _worker_mtcnn
     if _worker_mtcnn is None:
-        _worker_mtcnn = faces.make_mtcnn(config.card.detector_thresholds, config.detector_device)
+        _worker_mtcnn = _make_mtcnn(config)
     return _worker_mtcnn
 
 
@@ -161,8 +166,7 @@ def predict_videos(paths: Sequence[Path], models: Sequence[torch.nn.Module], con
     loader = DataLoader(_VideoDataset(paths, config), batch_size=None, num_workers=config.workers,
                         collate_fn=_as_is, worker_init_fn=_init_worker if config.workers else None,
                         prefetch_factor=2 if config.workers else None)
-    mtcnn = None if config.detect_in_workers else faces.make_mtcnn(config.card.detector_thresholds,
-                                                                     config.detector_device)
+    mtcnn = None if config.detect_in_workers else _make_mtcnn(config)
     for prepared in tqdm(loader, total=len(paths), desc="videos", disable=not progress):
         if prepared.error is None and prepared.crops is None:
             detect_and_crop(prepared, mtcnn, config)

@@ -61,7 +61,8 @@ def to_record(result: VideoResult) -> dict:
 
 
 def from_record(record: dict) -> VideoResult:
-    """A progress line as a VideoResult; ValueError, KeyError or TypeError when a field is missing or of another kind."""
+    """A progress line as a VideoResult; ValueError, KeyError or TypeError when a field is missing or of another
+    kind."""
     score = record["score"]
     if not isinstance(record["name"], str) or not (score is None or isinstance(score, (int, float))):
         raise ValueError(f"a record with name {record['name']!r} and score {score!r}")

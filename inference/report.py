@@ -5,15 +5,14 @@ import base64
 import html
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+from core.atomic import atomic_write_bytes
 
-from core.atomic import atomic_write_bytes  # noqa: E402
+plt.switch_backend("Agg")  # files only, never a window
 
 
 def save_figure(fig, path: Path) -> None:

@@ -11,7 +11,8 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, TypeVar
+from typing import TypeVar
+from collections.abc import Iterable
 
 from core.atomic import atomic_write_bytes
 from core.processes import world_from_env
@@ -31,11 +32,14 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     """--root-dir, --workers and the shard options every step accepts."""
     num_shards, shard_index = world_from_env()
     parser.add_argument("--root-dir", required=True, type=Path, help="DATA_ROOT holding dfdc_train_part_N/ folders")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="worker processes (default: all cores)")
     parser.add_argument("--num-shards", type=int, default=num_shards,
-                        help="split the videos over this many machines (default: from WORLD_SIZE or SLURM_ARRAY_TASK_COUNT, else 1)")
+                        help="split the videos over this many machines "
+                             "(default: from WORLD_SIZE or SLURM_ARRAY_TASK_COUNT, else 1)")
     parser.add_argument("--shard-index", type=int, default=shard_index,
-                        help="which of the shards this process takes (default: from RANK or SLURM_ARRAY_TASK_ID, else 0)")
+                        help="which of the shards this process takes "
+                             "(default: from RANK or SLURM_ARRAY_TASK_ID, else 0)")
 
 
 def take_shard(items: Iterable[T], num_shards: int, shard_index: int, key=None) -> list[T]:
@@ -73,7 +77,7 @@ class RunSummary:
         log.warning("%s: %s: %s", self.step, name, reason)
         self.failures.append((name, reason))
 
-    def merge(self, other: "RunSummary") -> None:
+    def merge(self, other: RunSummary) -> None:
         self.done += other.done
         self.skipped += other.skipped
         self.frames_without_face += other.frames_without_face

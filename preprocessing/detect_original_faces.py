@@ -18,8 +18,8 @@ import multiprocessing as mp
 from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Iterable, Iterator
+from functools import cache
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -142,7 +142,7 @@ class FrameBatcher:
         return finished
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cpu_detector():
     return make_mtcnn(DETECT_THRESHOLDS, "cpu")
 

@@ -1,4 +1,5 @@
-"""Step 2: face crops of every video, every --crop-every-th frame (from step 1's manifest), cut with its ORIGINAL's boxes.
+"""Step 2: face crops of every video, every --crop-every-th frame (from step 1's manifest), cut with its
+ORIGINAL's boxes.
 
 A fake is cropped where its original's faces are, which keeps real and fake crops pixel-aligned; this only
 holds when the fake has the original's frame count and resolution, so fakes that differ are reported and
@@ -10,7 +11,7 @@ from core.allocator import use_steady_allocator
 
 use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import cv2
 

@@ -9,7 +9,7 @@ from core.allocator import use_steady_allocator
 
 use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import cv2
 import numpy as np

@@ -16,7 +16,7 @@ import io
 import logging
 import random
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 from core.atomic import atomic_write_bytes
 from core.layout import VideoEntry

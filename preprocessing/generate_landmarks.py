@@ -11,8 +11,8 @@ from core.allocator import use_steady_allocator
 use_steady_allocator(__name__)  # first: glibc reads its malloc settings only when a process starts
 
 from collections import defaultdict
-from functools import lru_cache
-from typing import Iterable
+from functools import cache
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -30,7 +30,7 @@ from preprocessing.step import (begin_step, folder_bytes, make_parser, reals_wit
 STEP = "generate_landmarks"
 
 
-@lru_cache(maxsize=None)
+@cache
 def landmark_detector(device: str):
     """One MTCNN per worker process, on one CPU thread also without a pool: a crop is too small for intra-op
     threads (two threads cost several times the CPU time of one, see bench/results/preprocess.md), so

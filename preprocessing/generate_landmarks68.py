@@ -7,7 +7,7 @@ are made from reals only.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import cv2
 

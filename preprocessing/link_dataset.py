@@ -16,7 +16,7 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 from core.atomic import atomic_write_json
 from core.cli import HelpFormatter

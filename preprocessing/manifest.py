@@ -10,7 +10,8 @@ agree on the settings. Before doing any work a step
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from core.atomic import atomic_write_json
 from core.damage import read_json
@@ -68,7 +69,8 @@ def check_rerun(root: Path, step: str, settings: dict, outputs: str, how_to_keep
     if recorded is None or recorded == settings:
         return
     raise ManifestError(
-        f"{step}: the {outputs} under {root} were made with other settings ({'; '.join(differences(recorded, settings))}). "
+        f"{step}: the {outputs} under {root} were made with other settings "
+        f"({'; '.join(differences(recorded, settings))}). "
         f"Mixing them would give a dataset that looks complete and is not. {how_to_keep}, or delete the {outputs}, "
         f"{manifest_path(root, step).parent}/{step}*.json and every later step's outputs to start over.")
 

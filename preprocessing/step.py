@@ -5,7 +5,7 @@ import argparse
 import logging
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from core.cli import HelpFormatter
 from core.layout import VideoEntry, crops_folder, load_dataset, unlisted_videos

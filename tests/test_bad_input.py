@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO_ROOT, run_script
-from test_inference_helpers import face_frames, save_release_checkpoint, write_video
+from helpers import REPO_ROOT, face_frames, run_script, save_release_checkpoint, write_video
 from core.checkpoints import CheckpointError, read_checkpoint
 from core.models import DeepFakeClassifier
 
@@ -70,6 +69,7 @@ def test_predict_without_any_video_fails_and_points_to_a_part_folder(weights, tm
     assert "skipped folds.csv" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_every_preprocessing_step_names_and_counts_videos_missing_from_metadata(tmp_path):
     """Part 0 has metadata {}; part 1 lists one video and has a second one on disk that it does not list."""
     root = tmp_path / "dfdc"

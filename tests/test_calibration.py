@@ -12,10 +12,9 @@ import torch
 from scipy.special import expit, logit
 from sklearn.metrics import log_loss, roc_auc_score
 
-from conftest import run_script
+from helpers import face_frames, gradient_frames, run_script, save_release_checkpoint, write_video
 from core.models import DeepFakeClassifier
 from inference.calibration import Calibration, CalibrationError, cross_validated, fit_calibration
-from test_inference_helpers import face_frames, gradient_frames, save_release_checkpoint, write_video
 
 
 def over_confident_scores(n: int = 300, seed: int = 0):

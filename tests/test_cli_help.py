@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT, run_script
+from helpers import REPO_ROOT, run_script
 
 # Every Python file that runs as a program (found, so that a new entry point is checked without a list to update).
 PYTHON_ENTRY_POINTS = sorted(

@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_script
+from helpers import run_script, write_video
 from core.datasets import DatasetError, load_collection
 from core.layout import load_dataset
 from preprocessing.link_dataset import convert_collection
-from test_inference_helpers import write_video
 
 FRAMES = [np.full((96, 128, 3), 40 * i, np.uint8) for i in range(3)]  # MTCNN fails on tiny frames
 
@@ -167,7 +166,7 @@ def test_predict_folder_names_rows_by_dataset_id(ffpp, tmp_path, python):
     import torch
 
     from core.models import DeepFakeClassifier
-    from test_inference_helpers import save_release_checkpoint
+    from helpers import save_release_checkpoint
 
     save_release_checkpoint(DeepFakeClassifier("efficientnet_lite0", pretrained=False), tmp_path / "model")
     output = tmp_path / "ffpp.csv"

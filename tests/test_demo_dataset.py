@@ -145,6 +145,7 @@ def test_every_clip_moves(demo):
         assert (np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3)) > 0.3).all(), f"{name}: a frozen frame"
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_other_data_and_rerun_skips(demo, tmp_path, capsys):
     again = make_demo_dataset(tmp_path / "again", **SETTINGS)
     assert digests(again) == digests(demo)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import stand_in_on_path
+from helpers import stand_in_on_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "download_dfdc.sh"

@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import accuracy_score, average_precision_score, log_loss, roc_auc_score
 from skimage import data as skdata
 
-from conftest import run_script
+from helpers import run_script
 from inference.metrics import compute_metrics, expected_calibration_error
 
 Y = np.array([1, 1, 1, 0, 0, 0, 1, 0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import run_script
+from helpers import run_script
 
 SECTION_MEASURES = {
     "train": {"setup", "images/s", "data-loader wait", "train loss", "wall time"},
@@ -48,6 +48,7 @@ def test_dry_run_reports_every_section(tmp_path):
     assert len(list((tmp_path / "train_weights").glob("gpu_check_*_last"))) == 1
 
 
+@pytest.mark.slow
 def test_a_failing_section_is_in_the_table_and_fails_the_run(tmp_path):
     missing = tmp_path / "no_such_config.json"
     result = run_script("bash", "bench/gpu_check.sh", "--dry-run", "--sections", "train", "--train-config", missing,

@@ -90,7 +90,8 @@ def trained(tmp_path_factory):
 
 
 def predict(root: Path, output: Path, *extra, check: bool = True):
-    return run_script(sys.executable, "predict_folder.py", "--weights-dir", root / "weights", "--models", "lite0_trained",
+    return run_script(sys.executable, "predict_folder.py", "--weights-dir", root / "weights",
+                      "--models", "lite0_trained",
                       "--test-dir", root / "videos", "--output", output, "--device", "cpu", *RUN, *extra,
                       check=check)
 

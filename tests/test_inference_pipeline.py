@@ -10,7 +10,7 @@ from inference.pipeline import NO_FACE, UNREADABLE, PredictionConfig, predict_vi
 from core import faces
 from core.card import ModelCard
 from core.video import half_size
-from test_inference_helpers import corrupt_file, face_frames, gradient_frames, write_video
+from helpers import corrupt_file, face_frames, gradient_frames, write_video
 from core.models import DeepFakeClassifier
 
 

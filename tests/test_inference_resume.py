@@ -7,8 +7,7 @@ import sys
 import pytest
 import torch
 
-from conftest import run_script
-from test_inference_helpers import corrupt_file, face_frames, gradient_frames, save_release_checkpoint, write_video
+from helpers import corrupt_file, face_frames, gradient_frames, run_script, save_release_checkpoint, write_video
 from core.models import DeepFakeClassifier
 
 SMALL = ["--encoder", "efficientnet_lite0", "--size", "128", "--frames-per-video", "4", "--batch-size", "4",

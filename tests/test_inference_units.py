@@ -12,8 +12,8 @@ import kernel_utils as ku
 from core.card import ModelCard
 from core.checkpoints import CheckpointError, load_classifier, read_checkpoint, state_dict_of
 from core.video import VideoReadError, half_size
-from test_inference_helpers import (corrupt_file, face_frames, gradient_frames, save_release_checkpoint, write_truncated_video,
-                                    write_video)
+from helpers import (corrupt_file, face_frames, gradient_frames, save_release_checkpoint, write_truncated_video,
+                     write_video)
 from core.models import DeepFakeClassifier
 
 SMALL_ENCODER = "efficientnet_lite0"
@@ -169,7 +169,7 @@ def test_checkpoint_check_command(tmp_path, small_model, capsys):
 
 
 def test_submission_script_asks_for_the_download(tmp_path):
-    from conftest import run_script
+    from helpers import run_script
 
     result = run_script("bash", "predict_submission.sh", tmp_path, tmp_path / "sub.csv",
                         env={"WEIGHTS_DIR": str(tmp_path)}, check=False)

@@ -7,11 +7,10 @@ import sys
 import pytest
 import torch
 
-from conftest import run_script
+from helpers import face_frames, run_script, save_release_checkpoint, write_video
 from core.card import RELEASE_CARD, CardError, ModelCard, card_from_config, check_same_pipeline
 from core.checkpoints import load_classifier, prefixed_state_dict, read_checkpoint
 from core.models import DeepFakeClassifier
-from test_inference_helpers import face_frames, save_release_checkpoint, write_video
 from training.tools.config import load_config
 
 SMALL = "efficientnet_lite0"
@@ -81,7 +80,8 @@ def test_release_checkpoint_loads_strictly_and_gets_the_original_card(tmp_path):
     path = save_release_checkpoint(model, tmp_path / "final_111_DeepFakeClassifier_tf_efficientnet_b7_ns_0_36")
     loaded = load_classifier(path)
     assert loaded.card == RELEASE_CARD and loaded.stored_card is RELEASE_CARD and not loaded.overrides
-    assert (loaded.card.encoder, loaded.card.input_size, loaded.card.frames_per_video) == ("tf_efficientnet_b7_ns", 380, 32)
+    card = loaded.card
+    assert (card.encoder, card.input_size, card.frames_per_video) == ("tf_efficientnet_b7_ns", 380, 32)
     assert loaded.card.detector_thresholds == (0.7, 0.8, 0.8) and loaded.card.aggregation == "confident"
     x = torch.randn(1, 3, 64, 64)
     with torch.inference_mode():

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from facenet_pytorch import MTCNN
 from skimage import data
 
-from conftest import run_script
+from helpers import run_script
 from core import faces
 from core.mtcnn import IntegralImage, StridedMaxPool
 
@@ -94,6 +94,19 @@ def test_detect_batch_gives_facenet_pytorch_boxes_and_landmarks_bit_for_bit(thre
             continue
         assert np.array_equal(mine[0], reference[0])
         assert np.array_equal(mine[1], reference[1])
+
+
+def test_the_cascade_is_chosen_where_the_detector_is_built_and_both_agree():
+    from inference.pipeline import PredictionConfig, _make_mtcnn
+
+    frames = list(_astronaut_frames(270, 480, [160]))
+    ours = faces.make_mtcnn(faces.INFERENCE_THRESHOLDS)
+    theirs = _make_mtcnn(PredictionConfig(core_cascade_on_cpu=False))
+    assert ours.core_cascade and not theirs.core_cascade  # the pipeline's config reaches every process's detector
+    strided = [any(isinstance(m, StridedMaxPool) for m in mtcnn.modules()) for mtcnn in (ours, theirs)]
+    assert strided == [True, False]  # facenet-pytorch's networks left untouched where its own code runs
+    found, reference = faces.detect_batch(ours, frames), faces.detect_batch(theirs, frames)
+    assert found[0] is not None and np.array_equal(found[0], reference[0])
 
 
 def test_detect_batch_on_crops_of_every_shape_equals_facenet_pytorch():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from skimage.data import astronaut
 
-from conftest import FFPP_ROOT, run_script
+from helpers import FFPP_ROOT, assert_same_outputs, output_files, run_script
 from preprocessing import (detect_original_faces, extract_crops, generate_diffs, generate_folds,
                            generate_landmarks)
 from core.layout import load_dataset
@@ -23,23 +23,12 @@ from core.layout import list_crops, load_boxes
 from preprocessing.link_dataset import link_dataset
 
 STEPS = (detect_original_faces, extract_crops, generate_landmarks, generate_diffs)
-OUTPUT_DIRS = ("boxes", "crops", "landmarks", "diffs")
 
 
 def run_steps(root: Path, *extra: str, steps=STEPS) -> dict:
     """Run steps in this process (one worker: no pool start-up), returning their summaries by name."""
     return {step.__name__.rsplit(".", 1)[1]: step.main(["--root-dir", str(root), "--workers", "1", *extra])
             for step in steps}
-
-
-def output_files(root: Path) -> dict[str, int]:
-    """Relative path -> mtime of every output file (and folds.csv)."""
-    found = {}
-    for name in (*OUTPUT_DIRS, "folds.csv"):
-        path = root / name
-        paths = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())
-        found.update({str(p.relative_to(root)): p.stat().st_mtime_ns for p in paths})
-    return found
 
 
 def read_folds(path: Path) -> list[dict]:
@@ -184,17 +173,6 @@ def test_two_shards_make_the_same_outputs_as_one_run(preprocessed_demo, demo_roo
         run_steps(root, "--num-shards", "2", "--shard-index", index)
     generate_folds.main(["--root-dir", str(root)])
     assert_same_outputs(root, preprocessed_demo)
-
-
-def assert_same_outputs(root: Path, reference: Path) -> None:
-    """The same output files, boxes and folds.csv as the reference run (also used by tests/test_scale.py)."""
-    assert set(output_files(root)) == set(output_files(reference))
-    for boxes_file in (root / "boxes").iterdir():
-        sharded, single = (load_boxes(r / "boxes" / boxes_file.name) for r in (root, reference))
-        assert sharded.keys() == single.keys()
-        for frame in sharded:
-            np.testing.assert_allclose(sharded[frame], single[frame], atol=1e-2)
-    assert (root / "folds.csv").read_text() == (reference / "folds.csv").read_text()
 
 
 def test_bad_videos_are_reported_and_the_rest_completes(demo_root, tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO_ROOT, run_script
+from helpers import REPO_ROOT, run_script
 
 TRAINER = "training/pipelines/train_classifier.py"
 NAME = "r_DeepFakeClassifier_efficientnet_lite0_0"
@@ -45,7 +45,7 @@ def interrupt_after_first_epoch(command: list[str], last_checkpoint: Path) -> su
     Like a user, press it again while the trainer keeps running: Python drops a KeyboardInterrupt that lands
     inside an at-fork handler (a DataLoader worker starting), so one press is not always enough.
     """
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **ENV},
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **ENV},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 600
     while not last_checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:

@@ -12,7 +12,7 @@ import pytest
 import skimage.data
 from torch.utils.data import DataLoader
 
-from conftest import REPO_ROOT, run_script
+from helpers import REPO_ROOT, run_script
 from core.landmarks68 import landmarks_68
 from core.layout import LANDMARKS68_DIR, crops_folder, landmarks68_path, landmarks_path, list_crops, load_dataset
 from preprocessing.link_dataset import link_dataset

@@ -16,11 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO_ROOT, run_script
-from test_preprocessing import assert_same_outputs
-from test_training import NAME, ONE_THREAD, trainer_args
+from helpers import NAME, ONE_THREAD, REPO_ROOT, assert_same_outputs, run_script, save_release_checkpoint, trainer_args
 from core.models import DeepFakeClassifier
-from test_inference_helpers import save_release_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +37,7 @@ def two_machines(tmp_path: Path, *command) -> str:
     launcher = [*TORCHRUN, "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
                 "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--rdzv-id", "scale_check",
                 "--local-addr", "127.0.0.1", *map(str, command)]
-    env = {**ONE_THREAD, "PYTHONPATH": str(REPO_ROOT)}
+    env = ONE_THREAD
     logs = [tmp_path / f"agent{i}.log" for i in range(2)]
     agents = []
     for log in logs:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 import kernel_utils as ku
 from core import faces
 from core.allocator import OPT_OUT, TUNABLES, allocator_needs_setting, steady_environment
@@ -38,7 +38,7 @@ def run_python(code: str, env: dict) -> list[str]:
 
 def clean_env(**extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", OPT_OUT, "LD_PRELOAD")}
-    return {**env, "PYTHONPATH": str(REPO_ROOT), **extra}
+    return {**env, **extra}
 
 
 @pytest.mark.skipif(not Path("/lib64/ld-linux-x86-64.so.2").exists(), reason="needs x86-64 glibc")
@@ -64,7 +64,8 @@ def test_steps_and_prediction_detect_on_the_same_half_size_pixels(demo_root):
     give bit-identical detector frames, so MTCNN gives them identical boxes."""
     real = next(e for e in load_dataset(demo_root).values() if not e.is_fake)
     step1 = detect_original_faces.decode_for_detection((real, 1, False))
-    card = ModelCard(encoder="efficientnet_lite0", input_size=224, frames_per_video=len(step1.indices))  # every frame: the same frames on both sides
+    # every frame: the same frames on both sides
+    card = ModelCard(encoder="efficientnet_lite0", input_size=224, frames_per_video=len(step1.indices))
     predicted = prepare_video(real.path, PredictionConfig(card=card, detect_in_workers=False))
     prediction_half = predicted.half_frames.numpy()
     assert predicted.frames.indices == step1.indices

@@ -10,20 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO_ROOT, run_script
-from training.tools.config import ConfigError, load_config
+from helpers import DEMO_CONFIG, NAME, ONE_THREAD, REPO_ROOT, TRAINER, run_script, trainer_args
+from training.pipelines.train_classifier import parse_args
+from training.tools.config import ConfigError, load_config, rename_deprecated_keys
 
 TORCHRUN = str(Path(sys.executable).parent / "torchrun")
-TRAINER = "training/pipelines/train_classifier.py"
-DEMO_CONFIG = REPO_ROOT / "configs" / "demo_cpu.json"
-NAME = "t_DeepFakeClassifier_efficientnet_lite0_0"
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
-
-
-def trainer_args(data_dir: Path, out: Path, epochs: int, *extra: str) -> list[str]:
-    return [TRAINER, "--config", DEMO_CONFIG, "--data-dir", data_dir, "--output-dir", out / "weights",
-            "--logdir", out / "logs", "--prefix", "t_", "--workers", "0", "--epochs", str(epochs),
-            "--batches-per-epoch", "2", "--override", "optimizer.batch_size=2", *extra]
 
 
 def torchrun(*args) -> str:
@@ -31,6 +22,7 @@ def torchrun(*args) -> str:
     return result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_two_process_torchrun_writes_checkpoints_and_resumes(preprocessed_demo, tmp_path):
     output = torchrun(*trainer_args(preprocessed_demo, tmp_path, 2))
     assert "2 process(es) on cpu" in output
@@ -85,6 +77,30 @@ def test_configs_merge_defaults():
     demo = load_config(DEMO_CONFIG, ["schedule.epochs=3", "optimizer.batch_size=4"])
     assert demo["schedule"]["params"]["max_iter"] == 3 * demo["batches_per_epoch"]
     assert demo["optimizer"]["batch_size"] == 4
+
+
+def test_the_old_fp16_key_still_works_with_a_deprecation_message(tmp_path):
+    def old_name(config):
+        config["fp16"] = config.pop("mixed_precision")
+
+    with pytest.warns(FutureWarning, match="'fp16' is deprecated.*rename it to 'mixed_precision'"):
+        config = load_config(write_config(tmp_path, old_name))
+    assert config["mixed_precision"] is False and "fp16" not in config
+    with pytest.warns(FutureWarning, match="override 'fp16=true'"):
+        assert load_config(DEMO_CONFIG, ["fp16=true"])["mixed_precision"] is True
+    with pytest.raises(ConfigError, match="keep only 'mixed_precision'"):
+        load_config(write_config(tmp_path, lambda c: c.update(fp16=True)))
+    # what an older checkpoint recorded compares equal to the renamed config, without a message
+    recorded = {"fp16": True, "size": 380}
+    assert rename_deprecated_keys(recorded, "checkpoint", warn=False) == {"mixed_precision": True, "size": 380}
+
+
+def test_the_old_test_every_spelling_still_works_with_a_deprecation_message(capsys):
+    required = ["--config", "c.json", "--data-dir", "data"]
+    assert parse_args([*required, "--test-every", "3"]).test_every == 3
+    assert "deprecated" not in capsys.readouterr().err
+    assert parse_args([*required, "--test_every", "4"]).test_every == 4
+    assert "--test_every is deprecated and will be removed; use --test-every" in capsys.readouterr().err
 
 
 def test_pretrained_weights_offline_without_a_file_fail_fast(tmp_path):

@@ -9,9 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from conftest import FFPP_ROOT
+from helpers import FFPP_ROOT, face_frames
 from core.video import _FrameIndexer, _skip_unkept_frames, iter_frames
-from test_inference_helpers import face_frames
 
 FFPP_VIDEO = FFPP_ROOT / "dfdc_train_part_0" / "183.mp4"
 FIRST = 60  # frames compared (a 720p video's 390 decoded frames would hold 1 GB)

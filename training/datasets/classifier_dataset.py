@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -25,7 +26,8 @@ from core.model_input import IMAGENET_MEAN, IMAGENET_STD, image_to_tensor
 
 log = logging.getLogger("training.dataset")
 
-VAL_EVERY_NTH_CROP_FRAME = 2  # validation keeps every 2nd crop frame: with crops every 10th, frame % 20 == 0 (the original)
+# validation keeps every 2nd crop frame: with crops every 10th, frame % 20 == 0 (the original)
+VAL_EVERY_NTH_CROP_FRAME = 2
 MAX_CONSECUTIVE_UNREADABLE = 50
 CHANGED_PIXEL_VALUE = 20  # `valid`: a fake crop counts as changed with > 32 diff pixels above this
 MIN_CHANGED_PIXELS = 32

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from core import runtime
 from core.card import CardError, card_from_config
 from core.checkpoints import save_checkpoint, snapshot_name
-from core.cli import HelpFormatter
+from core.cli import HelpFormatter, deprecated_alias
 from core.layout import LANDMARKS68_DIR, is_variant
 from core.models import PretrainedWeightsUnavailable, build_network
 from core.runtime import Context
@@ -66,7 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     arg("--logdir", default="logs", help="TensorBoard events and metrics.csv go to LOGDIR/<snapshot name>/")
     arg("--freeze-epochs", type=int, default=0, help="train only the head for this many first epochs")
     arg("--seed", type=int, default=777)
-    arg("--test_every", type=int, default=1, help="validate every N epochs (and after the last)")
+    arg("--test-every", type=int, default=1, help="validate every N epochs (and after the last)")
+    arg("--test_every", type=int, dest="test_every", action=deprecated_alias("--test-every"), help=argparse.SUPPRESS)
     arg("--no-oversample", action="store_true", help="use all fakes instead of as many fakes as reals")
     arg("--no-hardcore", action="store_true", help="no landmark / hull / bit-mask cut-outs")
     arg("--only-changed-frames", action="store_true",
@@ -113,12 +114,13 @@ def setup_process_logging(context: Context) -> None:
 
 @dataclass(frozen=True)
 class Precision:
-    """bf16 autocast where the GPU has it, else fp16 autocast + GradScaler; fp32 on CPU or with fp16: false."""
+    """bf16 autocast where the GPU has it, else fp16 autocast + GradScaler; fp32 on the CPU or with
+    "mixed_precision": false."""
 
     dtype: torch.dtype | None
 
     @classmethod
-    def choose(cls, device: torch.device, mixed: bool) -> "Precision":
+    def choose(cls, device: torch.device, mixed: bool) -> Precision:
         if device.type != "cuda" or not mixed:
             return cls(None)
         # Native bf16 only (compute capability >= 8): torch otherwise reports emulated bf16 as supported, which
@@ -365,7 +367,7 @@ def run(args: argparse.Namespace, context: Context) -> None:
     runtime.seed_everything(args.seed + context.rank)
     if context.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    precision = Precision.choose(context.device, config["fp16"])
+    precision = Precision.choose(context.device, config["mixed_precision"])
     base = checkpoint_base(config, args)
     resume = resume_path(args, base)  # None for `--resume last` before the first checkpoint: a fresh start
 
@@ -379,12 +381,14 @@ def run(args: argparse.Namespace, context: Context) -> None:
                        torch.amp.GradScaler(context.device.type, enabled=precision.uses_scaler))
     train_set, val_set = make_datasets(config, args, context)
     if resume:
-        state.restore(resume, run_settings(config, args), context)  # last: the random states continue where the checkpoint left them
+        # last: the random states continue where the checkpoint left them
+        state.restore(resume, run_settings(config, args), context)
         log.info("resumed from %s: epoch %d, step %d, best %.5f", resume, state.start_epoch,
                  state.scheduler.last_epoch, state.best_metric)
     model = bare
     if context.distributed:
-        model = DistributedDataParallel(bare, device_ids=[context.local_rank] if context.device.type == "cuda" else None)
+        device_ids = [context.local_rank] if context.device.type == "cuda" else None
+        model = DistributedDataParallel(bare, device_ids=device_ids)
 
     run_log = RunLog(Path(args.logdir) / base.name, start_epoch=state.start_epoch) if context.is_main else None
     epochs = config["schedule"]["epochs"]

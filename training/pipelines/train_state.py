@@ -22,6 +22,7 @@ from core.card import ModelCard
 from core.checkpoints import CheckpointError, prefixed_state_dict, read_checkpoint, strip_module_prefix
 from core.runtime import Context
 from core.settings import differences
+from training.tools.config import rename_deprecated_keys
 
 
 class ResumeError(ValueError):
@@ -84,7 +85,8 @@ class TrainState:
         if missing:
             raise ResumeError(f"{path}: no {', '.join(missing)} entries; only checkpoints written by this trainer can "
                               f"be resumed (a released model can be loaded as --pretrained-file)")
-        changed = differences(checkpoint["config"], config, "checkpoint", "now")
+        recorded = rename_deprecated_keys(checkpoint["config"], str(path), warn=False)  # older checkpoints
+        changed = differences(recorded, config, "checkpoint", "now")
         if changed:
             raise ResumeError(f"{path} was trained with another config or options, and resuming would continue a "
                               f"different run (a longer schedule would restart at the old run's final learning "

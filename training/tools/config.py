@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "encoder": None,
     "batches_per_epoch": None,
     "size": None,
-    "fp16": True,  # mixed precision on CUDA (bf16 where supported, else fp16 + GradScaler); CPU runs fp32
+    "mixed_precision": True,  # autocast on CUDA: bf16 where the GPU has it, else fp16 + GradScaler; CPU runs fp32
     "model_params": {},
     "pretrained_file": None,  # a local ImageNet weights file, or "shipped:efficientnet_lite0"
     "head_init_std": None,  # std of a normal init of the 1-logit head (None: torch's default init)
@@ -61,6 +62,8 @@ FREE_FORM = {"model_params", "losses"}
 CHOICES = {"fakes": ("dataset", "sbi"), "reencode_variants": (None, False, True)}
 CONFIG_REMEDY = "fix it, or start again from a config in configs/"
 REPLACED_WHOLE = {"losses"}  # a config's own mapping replaces the default instead of adding to it
+# Old key names still accepted, with a deprecation message: old -> new.
+RENAMED = {"fp16": "mixed_precision"}  # it picks bf16 on GPUs that have it, so "fp16" said less than it does
 
 
 class ConfigError(ValueError):
@@ -128,6 +131,25 @@ def _check_pair_mixup(config: dict, source: str) -> None:
                           f"\"fakes\": \"sbi\" there are no such pairs: drop one of the two")
 
 
+def rename_deprecated_keys(given: dict, source: str, warn: bool = True) -> dict:
+    """`given` with old key names (RENAMED) replaced by the new ones; a FutureWarning names each one found.
+
+    Giving both the old and the new name is an error. `warn=False` for configs recorded in checkpoints: they are
+    not the user's to edit.
+    """
+    for old, new in RENAMED.items():
+        if old not in given:
+            continue
+        if new in given:
+            raise ConfigError(f"{source}: config keys '{old}' and '{new}' are the same setting ('{old}' is its old "
+                              f"name); keep only '{new}'")
+        if warn:
+            warnings.warn(f"{source}: config key '{old}' is deprecated and will be removed; rename it to '{new}' "
+                          f"(same meaning)", FutureWarning, stacklevel=3)
+        given = {(new if key == old else key): value for key, value in given.items()}
+    return given
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """'optimizer.learning_rate=0.02' -> (['optimizer', 'learning_rate'], 0.02); non-JSON values stay strings."""
     if "=" not in text:
@@ -161,8 +183,9 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
         given = read_json_object(path, "config file", CONFIG_REMEDY)
     except ValueError as err:
         raise ConfigError(str(err)) from err
+    given = rename_deprecated_keys(given, str(path))
     for text in overrides:
-        _deep_update(given, _nest(*parse_override(text)))
+        _deep_update(given, rename_deprecated_keys(_nest(*parse_override(text)), f"override {text!r}"))
     source = f"{path}" + (f" (with overrides {list(overrides)})" if overrides else "")
     with named_errors(source, ConfigError, "a config", CONFIG_REMEDY):  # a value of the wrong kind
         config = _merge(DEFAULTS, given, source)

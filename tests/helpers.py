@@ -1,7 +1,10 @@
-"""Helpers (no tests) for the inference tests: videos written with PyAV/libx264, release-format checkpoints."""
+"""Helpers (no tests) shared by the test modules: running scripts as a user does, videos written with
+PyAV/libx264, release-format checkpoints, preprocessing outputs compared, the demo trainer's arguments."""
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
 from pathlib import Path
 
 import av
@@ -9,6 +12,34 @@ import cv2
 import numpy as np
 import torch
 from skimage import data as skdata
+
+from core.layout import load_boxes
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Real FaceForensics++ videos in the DFDC layout for the integration test (skipped when absent).
+FFPP_ROOT = Path(os.environ.get("FFPP_ROOT") or REPO_ROOT.parent / "shared" / "data" / "ffpp_c40")
+
+
+def run_script(*args: str, env: dict | None = None, check: bool = True, timeout: float = 900):
+    """Run a repository script or module the way a user does, from the repository root."""
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run([str(a) for a in args], cwd=REPO_ROOT, env=full_env, capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result
+
+
+def stand_in_on_path(folder: Path, name: str, script: str) -> str:
+    """Write an executable stand-in for a command (docker, kaggle) into folder/bin; returns a PATH that finds it
+    first."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    program = bin_dir / name
+    program.write_text(script)
+    program.chmod(0o755)
+    return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
 
 WIDTH, HEIGHT = 480, 360
 FPS = 10
@@ -96,3 +127,41 @@ def write_truncated_video(path: Path, frames: list[np.ndarray], keep_fraction: f
     full.unlink()
     path.write_bytes(data[:int(len(data) * keep_fraction)])
     return path
+
+
+# Preprocessing outputs
+OUTPUT_DIRS = ("boxes", "crops", "landmarks", "diffs")
+
+
+def output_files(root: Path) -> dict[str, int]:
+    """Relative path -> mtime of every output file (and folds.csv)."""
+    found = {}
+    for name in (*OUTPUT_DIRS, "folds.csv"):
+        path = root / name
+        paths = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())
+        found.update({str(p.relative_to(root)): p.stat().st_mtime_ns for p in paths})
+    return found
+
+
+def assert_same_outputs(root: Path, reference: Path) -> None:
+    """The same output files, boxes and folds.csv as the reference run."""
+    assert set(output_files(root)) == set(output_files(reference))
+    for boxes_file in (root / "boxes").iterdir():
+        sharded, single = (load_boxes(r / "boxes" / boxes_file.name) for r in (root, reference))
+        assert sharded.keys() == single.keys()
+        for frame in sharded:
+            np.testing.assert_allclose(sharded[frame], single[frame], atol=1e-2)
+    assert (root / "folds.csv").read_text() == (reference / "folds.csv").read_text()
+
+
+# The trainer on the demo config, shortened
+TRAINER = "training/pipelines/train_classifier.py"
+DEMO_CONFIG = REPO_ROOT / "configs" / "demo_cpu.json"
+NAME = "t_DeepFakeClassifier_efficientnet_lite0_0"
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
+
+
+def trainer_args(data_dir: Path, out: Path, epochs: int, *extra: str) -> list[str]:
+    return [TRAINER, "--config", DEMO_CONFIG, "--data-dir", data_dir, "--output-dir", out / "weights",
+            "--logdir", out / "logs", "--prefix", "t_", "--workers", "0", "--epochs", str(epochs),
+            "--batches-per-epoch", "2", "--override", "optimizer.batch_size=2", *extra]
