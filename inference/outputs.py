@@ -71,7 +71,8 @@ def write_outputs(results: Sequence[VideoResult], output: Path, crops_dir: Path 
             thumb = thumbnail_file(crops_dir, r.name, frame, face).resolve() if crops_dir else ""
             rows.append((r.name, frame, face, track, f"{score:.6f}", thumb))
     _write_csv(crops_path(output), ("filename", "frame", "face", "track", "score", "thumbnail"), rows)
-    _write_csv(people_path(output), PEOPLE_COLUMNS, (_people_row(r.name, person) for r in results for person in r.people))
+    _write_csv(people_path(output), PEOPLE_COLUMNS,
+               (_people_row(r.name, person) for r in results for person in r.people))
 
 
 def _people_row(name: str, person: dict) -> tuple:

@@ -26,7 +26,8 @@ from core.atomic import atomic_write_bytes
 from core.layout import VideoEntry
 from preprocessing.common import RunSummary, is_done
 from core.changes import TRACK_CHANGES_FILE, changed_tracks
-from core.layout import FOLDS_COLUMNS, FOLDS_FILE, TRACK_COLUMNS, crops_folder, diffs_folder, list_crops, parse_crop_name
+from core.layout import (FOLDS_COLUMNS, FOLDS_FILE, TRACK_COLUMNS, crops_folder, diffs_folder, list_crops,
+                         parse_crop_name)
 from preprocessing.manifest import require, write_manifest
 from preprocessing.step import make_parser, refused_settings, start_step
 

@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FFPP_ROOT = Path(os.environ.get("FFPP_ROOT") or REPO_ROOT.parent / "shared" / "data" / "ffpp_c40")
 
 # Small enough for seconds of generation, big enough for every step: a holdout part (fold 0) and a train part.
-TINY_DEMO = dict(seed=0, parts=(0, 3), reals_per_part=3, frames=30)
+TINY_DEMO = dict(seed=0, parts=(0, 3), reals_per_part=3, frames=30, pairs_per_part=0)
 
 
 def run_script(*args: str, env: dict | None = None, check: bool = True, timeout: float = 900):
