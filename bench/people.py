@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.cli import HelpFormatter
 from demo.make_demo_dataset import PAIR_HALF_SIZE, PAIRS_NAME
 from inference.metrics import compute_metrics
 
@@ -49,9 +50,9 @@ def changed_person_wins(people: list[dict], changed: str) -> bool | None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--part", default="dfdc_train_part_0")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="the demo dataset root (demo_data)")
+    parser.add_argument("--part", default="dfdc_train_part_0", help="the holdout part that was predicted")
     parser.add_argument("--confident", type=Path, required=True, help="predictions CSV scored with confident")
     parser.add_argument("--per-person", type=Path, required=True, help="predictions CSV scored with per_person")
     args = parser.parse_args(argv)
