@@ -160,6 +160,7 @@ DIFFS_DIR = "diffs"
 FOLDS_FILE = "folds.csv"
 MANIFESTS_DIR = "manifests"
 FOLDS_COLUMNS = ("video", "file", "label", "original", "frame", "fold")
+TRACK_COLUMNS = ("track", "changed")  # folds.csv made from boxes with tracks (docs/people.md); empty otherwise
 
 CROP_NAME_PATTERN = re.compile(r"^(\d+)_(\d+)\.png$")
 
@@ -218,15 +219,17 @@ def list_crops(folder: Path) -> list[str]:
 
 
 def load_boxes(path: Path) -> dict[int, list[list[float]] | None]:
-    """A boxes/<id>.json file as {frame index: boxes or None}; ValueError naming the file when it is damaged."""
+    """A boxes/<id>.json file as {frame index: boxes or None}; a box is [x1, y1, x2, y2, track] (half-resolution
+    pixels), or [x1, y1, x2, y2] in roots made before tracks (see `box_actors`). ValueError naming the file when it
+    is damaged."""
     remedy = "delete it and rerun detect_original_faces (it redoes only the videos without a boxes file)"
     frames = read_json(path, ValueError, "a boxes file", remedy)
-    with named_errors(path, ValueError, "a boxes file ({frame: [[x1, y1, x2, y2], ...] or null})", remedy):
+    with named_errors(path, ValueError, "a boxes file ({frame: [[x1, y1, x2, y2, track], ...] or null})", remedy):
         boxes = {int(frame): boxes for frame, boxes in frames.items()}
         for frame_boxes in boxes.values():
             for box in frame_boxes or []:
-                if len(box) != 4 or not all(isinstance(v, (int, float)) for v in box):
-                    raise ValueError(f"a box {box!r} is not four numbers")
+                if len(box) not in (4, 5) or not all(isinstance(v, (int, float)) for v in box):
+                    raise ValueError(f"a box {box!r} is not four numbers and a track id")
         return boxes
 
 
@@ -238,3 +241,16 @@ def read_landmarks(path: Path) -> np.ndarray:
         if points.ndim != 2 or points.shape[1] != 2 or points.dtype.kind not in "iuf":
             raise ValueError(f"an array of shape {points.shape} and dtype {points.dtype}")
         return points
+def box_actors(frame_boxes: list[list[float]]) -> list[int]:
+    """The second number of each box's crop name: its track id, or its detection index in a root made before
+    tracks (4-number boxes, read as they are)."""
+    return [int(box[4]) if len(box) > 4 else index for index, box in enumerate(frame_boxes)]
+
+
+def box_of_actor(frame_boxes: list[list[float]], actor: int) -> list[float]:
+    """x1, y1, x2, y2 of the box whose crop is <frame>_<actor>.png."""
+    return frame_boxes[box_actors(frame_boxes).index(actor)][:4]
+
+
+def boxes_have_tracks(boxes: dict[int, list[list[float]] | None]) -> bool:
+    return any(len(box) > 4 for frame_boxes in boxes.values() if frame_boxes for box in frame_boxes)

@@ -9,15 +9,23 @@ geometric and photometric changes; each original gets two FAKE versions made fro
 * self-blend: the clip's own face, slightly rescaled/shifted, colour-shifted and blurred or sharpened, pasted
   back through a soft landmark-shaped mask (as Self-Blended Images).
 
+Two-person clips (--pairs-per-part, DFDC's multi-person videos): a carphone clip and an astronaut clip side
+by side, each 256x256, with half the frames of a single clip. The real one shows both people untouched; its two
+fakes change only one person each: the left (carphone) person swapped, or the right (astronaut) person
+self-blended. Their original is the two-person real clip.
+
 MTCNN runs once on the source material; every clip's landmarks and ground-truth boxes are the source ones
 moved by the known per-frame transform. Written under OUT_DIR:
 
     dfdc_train_part_N/*.mp4 + metadata.json   for each part N (fold = N // 3, so part 0 is the holdout)
-    demo_face_boxes.json                      {video name: [[x1, y1, x2, y2] per frame]} in full-res pixels
+    demo_face_boxes.json                      {video name: [[x1, y1, x2, y2] per frame]} in full-res pixels (a
+                                              two-person clip: its changed person's, the left one for the real)
+    demo_two_person_clips.json                only with two-person clips: {video name: {"changed": "left" |
+                                              "right" | null, "boxes": [[left box, right box] per frame]}}
     demo_dataset.json                         the settings, written last: a complete dataset for them is kept
 
 Usage: python -m demo.make_demo_dataset OUT_DIR [--seed 0] [--parts 0 3 6 9] [--reals-per-part 8]
-       [--frames 60] [--force]
+       [--pairs-per-part 1] [--frames 60] [--force]
 """
 from __future__ import annotations
 
@@ -44,6 +52,7 @@ from core.processes import run_parallel
 FORMAT_VERSION = 1
 MANIFEST_NAME = "demo_dataset.json"
 BOXES_NAME = "demo_face_boxes.json"
+PAIRS_NAME = "demo_two_person_clips.json"
 WORKERS = 2
 
 # ---------------------------------------------------------------- clip settings
@@ -54,6 +63,8 @@ CRF_RANGE = (20, 26)  # inclusive; one value per original, shared by its fakes s
 X264_PRESET = "veryfast"
 CARPHONE_UPSCALE = 2  # carphone is 176x144; MTCNN and the clip geometry work on the 2x upscaled frames
 ASTRONAUT_NOISE_SIGMA = (1.0, 2.5)  # sensor-like noise so frames of the still image are never static
+PAIR_HALF_SIZE = (256, 256)  # (width, height) of each person's half of a two-person clip
+PAIR_FRAME_DIVISOR = 2  # two-person clips have frames // 2 frames: two people cost about twice a single clip
 
 # ---------------------------------------------------------------- fake strength
 # Self-blends are deliberately strong: a prototype trained on weak ones (small colour shift, near-invisible
@@ -294,6 +305,43 @@ def plan_clips(seed: int, parts: tuple[int, ...], reals_per_part: int, frames: i
                 motion=sample_motion(rng, source, size, source_size), look=sample_look(rng, source),
                 self_blend=sample_self_blend(rng), noise_seed=int(rng.integers(2**32))))
     return specs
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    """A two-person clip: `left` (carphone) and `right` (astronaut) rendered side by side with one fps and CRF;
+    its fakes swap the left person, or self-blend the right one, and leave the other untouched."""
+
+    part: int
+    name: str
+    swap_name: str
+    self_blend_name: str
+    left: ClipSpec
+    right: ClipSpec
+
+
+def plan_pairs(seed: int, parts: tuple[int, ...], pairs_per_part: int, frames: int, carphone_frames: int,
+               carphone_size: tuple[int, int], taken: set[str]) -> list[PairSpec]:
+    """The two-person clips' settings, from a generator of their own: the single clips stay as they were."""
+    rng = np.random.default_rng([seed, 2])
+    names = iter([n for n in unique_names(rng, 3 * len(parts) * pairs_per_part + len(taken)) if n not in taken])
+    pair_frames = max(frames // PAIR_FRAME_DIVISOR, 2)
+    pairs = []
+    for part in parts:
+        for _ in range(pairs_per_part):
+            fps, crf = int(rng.choice(FPS_CHOICES)), int(rng.integers(CRF_RANGE[0], CRF_RANGE[1] + 1))
+            halves = []
+            for source in ("carphone", "astronaut"):
+                source_size = carphone_size if source == "carphone" else (512, 512)
+                halves.append(ClipSpec(
+                    part=part, name="", swap_name="", self_blend_name="", source=source,
+                    start=int(rng.integers(max(carphone_frames - pair_frames, 0) + 1)),
+                    donor_start=int(rng.integers(carphone_frames)), frames=pair_frames, fps=fps, crf=crf,
+                    size=PAIR_HALF_SIZE, motion=sample_motion(rng, source, PAIR_HALF_SIZE, source_size),
+                    look=sample_look(rng, source), self_blend=sample_self_blend(rng),
+                    noise_seed=int(rng.integers(2**32))))
+            pairs.append(PairSpec(part, next(names), next(names), next(names), *halves))
+    return pairs
 
 
 # ---------------------------------------------------------------- geometry
@@ -553,25 +601,52 @@ def part_dir(out_dir: Path, part: int) -> Path:
     return out_dir / f"dfdc_train_part_{part}"
 
 
-def make_clip_videos(job: tuple[ClipSpec, SourceFaces, Path]) -> tuple[ClipSpec, list[list[float]]]:
-    """Render, encode and write one original and its two fakes (same fps and CRF); returns its face boxes."""
-    spec, faces, out_dir = job
+def single_videos(spec: ClipSpec, faces: SourceFaces) -> tuple[dict[str, list[np.ndarray]], dict[str, list], dict]:
+    """One original and its two fakes: (frames by name, face boxes by name, no two-person record)."""
     clip = render_original(spec, faces)
     videos = {
         spec.name: clip.frames,
         spec.swap_name: render_swap(spec, clip, faces),
         spec.self_blend_name: [self_blend_face(f, p, spec.self_blend) for f, p in zip(clip.frames, clip.landmarks)],
     }
+    return videos, dict.fromkeys(videos, clip.boxes), {}
+
+
+def pair_videos(pair: PairSpec, faces: SourceFaces) -> tuple[dict[str, list[np.ndarray]], dict[str, list], dict]:
+    """A two-person original and its fakes (left swapped; right self-blended): frames, boxes of the changed
+    person (the left one for the real), and the two-person record of each."""
+    left, right = render_original(pair.left, faces), render_original(pair.right, faces)
+    shift = PAIR_HALF_SIZE[0]
+    right_boxes = [[x1 + shift, y1, x2 + shift, y2] for x1, y1, x2, y2 in right.boxes]
+    blended = [self_blend_face(f, p, pair.right.self_blend) for f, p in zip(right.frames, right.landmarks)]
+    videos = {
+        pair.name: [np.hstack(halves) for halves in zip(left.frames, right.frames)],
+        pair.swap_name: [np.hstack(halves) for halves in zip(render_swap(pair.left, left, faces), right.frames)],
+        pair.self_blend_name: [np.hstack(halves) for halves in zip(left.frames, blended)],
+    }
+    boxes = {pair.name: left.boxes, pair.swap_name: left.boxes, pair.self_blend_name: right_boxes}
+    both = [[a, b] for a, b in zip(left.boxes, right_boxes)]
+    record = {name: {"changed": changed, "boxes": both}
+              for name, changed in ((pair.name, None), (pair.swap_name, "left"), (pair.self_blend_name, "right"))}
+    return videos, boxes, record
+
+
+def make_clip_videos(job: tuple[ClipSpec | PairSpec, SourceFaces, Path]) -> tuple[dict[str, list], dict]:
+    """Render, encode and write one original and its two fakes (same fps and CRF); returns (face boxes by
+    video, two-person records by video)."""
+    spec, faces, out_dir = job
+    videos, boxes, record = (pair_videos if isinstance(spec, PairSpec) else single_videos)(spec, faces)
+    fps, crf = (spec.left.fps, spec.left.crf) if isinstance(spec, PairSpec) else (spec.fps, spec.crf)
     for name, frames in videos.items():
-        atomic_write_bytes(part_dir(out_dir, spec.part) / name, encode_mp4(frames, spec.fps, spec.crf))
-    return spec, clip.boxes
+        atomic_write_bytes(part_dir(out_dir, spec.part) / name, encode_mp4(frames, fps, crf))
+    return boxes, record
 
 
 # ---------------------------------------------------------------- dataset
 
-def settings_record(seed: int, parts: tuple[int, ...], reals_per_part: int, frames: int) -> dict:
+def settings_record(seed: int, parts: tuple[int, ...], reals_per_part: int, frames: int, pairs_per_part: int) -> dict:
     return {"format_version": FORMAT_VERSION, "seed": seed, "parts": list(parts), "reals_per_part": reals_per_part,
-            "frames": frames}
+            "frames": frames, "pairs_per_part": pairs_per_part}
 
 
 def is_complete(out_dir: Path, settings: dict) -> bool:
@@ -591,10 +666,11 @@ def remove_previous(out_dir: Path) -> None:
     for part in json.loads(manifest.read_text()).get("parts", []):
         shutil.rmtree(part_dir(out_dir, part), ignore_errors=True)
     (out_dir / BOXES_NAME).unlink(missing_ok=True)
+    (out_dir / PAIRS_NAME).unlink(missing_ok=True)
     manifest.unlink()
 
 
-def metadata_by_part(specs: list[ClipSpec]) -> dict[int, dict[str, dict]]:
+def metadata_by_part(specs: list[ClipSpec | PairSpec]) -> dict[int, dict[str, dict]]:
     metadata: dict[int, dict[str, dict]] = {spec.part: {} for spec in specs}
     for spec in specs:
         entries = metadata[spec.part]
@@ -605,13 +681,13 @@ def metadata_by_part(specs: list[ClipSpec]) -> dict[int, dict[str, dict]]:
 
 
 def make_demo_dataset(out_dir, seed: int = 0, parts=(0, 3, 6, 9), reals_per_part: int = 8, frames: int = 60,
-                      force: bool = False) -> Path:
+                      force: bool = False, pairs_per_part: int = 1) -> Path:
     """Generate (or keep, if already complete for these settings) the demo dataset; returns OUT_DIR."""
     out_dir = Path(out_dir)
     parts = tuple(int(p) for p in parts)
-    if reals_per_part < 1 or frames < 2 or not parts or len(set(parts)) != len(parts):
-        raise ValueError("need distinct parts, reals_per_part >= 1 and frames >= 2")
-    settings = settings_record(seed, parts, reals_per_part, frames)
+    if reals_per_part < 1 or frames < 2 or pairs_per_part < 0 or not parts or len(set(parts)) != len(parts):
+        raise ValueError("need distinct parts, reals_per_part >= 1, pairs_per_part >= 0 and frames >= 2")
+    settings = settings_record(seed, parts, reals_per_part, frames, pairs_per_part)
     if not force and is_complete(out_dir, settings):
         print(f"demo dataset already complete in {out_dir} for these settings; skipping (--force regenerates)")
         return out_dir
@@ -619,21 +695,25 @@ def make_demo_dataset(out_dir, seed: int = 0, parts=(0, 3, 6, 9), reals_per_part
     remove_previous(out_dir)
     faces = source_faces()
     carphone = source_images()[0]
-    specs = plan_clips(seed, parts, reals_per_part, frames, len(carphone),
-                       (carphone.shape[2] * CARPHONE_UPSCALE, carphone.shape[1] * CARPHONE_UPSCALE))
+    carphone_size = (carphone.shape[2] * CARPHONE_UPSCALE, carphone.shape[1] * CARPHONE_UPSCALE)
+    singles = plan_clips(seed, parts, reals_per_part, frames, len(carphone), carphone_size)
+    taken = {name for spec in singles for name in (spec.name, spec.swap_name, spec.self_blend_name)}
+    specs = singles + plan_pairs(seed, parts, pairs_per_part, frames, len(carphone), carphone_size, taken)
     for part in parts:
         part_dir(out_dir, part).mkdir(parents=True, exist_ok=True)
     jobs = [(spec, faces, out_dir) for spec in specs]
-    boxes = {}
-    for spec, clip_boxes in run_parallel(make_clip_videos, jobs, min(WORKERS, os.cpu_count() or 1), "demo clips"):
-        for name in (spec.name, spec.swap_name, spec.self_blend_name):
-            boxes[name] = clip_boxes
+    boxes, pairs = {}, {}
+    for clip_boxes, records in run_parallel(make_clip_videos, jobs, min(WORKERS, os.cpu_count() or 1), "demo clips"):
+        boxes.update(clip_boxes)
+        pairs.update(records)
     for part, entries in metadata_by_part(specs).items():
         atomic_write_json(part_dir(out_dir, part) / "metadata.json", entries)
     atomic_write_json(out_dir / BOXES_NAME, dict(sorted(boxes.items())))
+    if pairs:
+        atomic_write_json(out_dir / PAIRS_NAME, dict(sorted(pairs.items())))
     atomic_write_json(out_dir / MANIFEST_NAME, {**settings, "videos": len(boxes)})
-    print(f"demo dataset: wrote {len(boxes)} videos ({len(specs)} real, {2 * len(specs)} fake) in {len(parts)} parts "
-          f"to {out_dir} in {time.time() - started:.1f} s")
+    print(f"demo dataset: wrote {len(boxes)} videos ({len(specs)} real, {2 * len(specs)} fake; "
+          f"{len(pairs)} with two people) in {len(parts)} parts to {out_dir} in {time.time() - started:.1f} s")
     return out_dir
 
 
@@ -644,11 +724,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parts", type=int, nargs="+", default=[0, 3, 6, 9],
                         help="DFDC part numbers to write (fold = part // 3; part 0 is the holdout)")
     parser.add_argument("--reals-per-part", type=int, default=8)
+    parser.add_argument("--pairs-per-part", type=int, default=1,
+                        help="two-person clips per part (their real original and two fakes, each changing one "
+                             "person); they have --frames // 2 frames")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--force", action="store_true", help="regenerate even if a complete dataset is there")
     args = parser.parse_args(argv)
     make_demo_dataset(args.out_dir, seed=args.seed, parts=args.parts, reals_per_part=args.reals_per_part,
-                      frames=args.frames, force=args.force)
+                      frames=args.frames, force=args.force, pairs_per_part=args.pairs_per_part)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import pytest
 from helpers import run_script
 
 # Small enough for seconds of generation, big enough for every step: a holdout part (fold 0) and a train part.
-TINY_DEMO = dict(seed=0, parts=(0, 3), reals_per_part=3, frames=30)
+TINY_DEMO = dict(seed=0, parts=(0, 3), reals_per_part=3, frames=30, pairs_per_part=0)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 
 from demo.make_demo_dataset import BOXES_NAME, MANIFEST_NAME, OUTPUT_SIZES, make_demo_dataset
 
-SETTINGS = dict(seed=0, parts=(0, 3), reals_per_part=2, frames=20)
+SETTINGS = dict(seed=0, parts=(0, 3), reals_per_part=2, frames=20, pairs_per_part=0)
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +160,28 @@ def test_same_seed_same_bytes_other_seed_other_data_and_rerun_skips(demo, tmp_pa
     assert not set(digests(other).values()) & set(digests(demo).values())
     on_disk = {p.name for p in other.rglob("*.mp4")}
     assert on_disk == set(metadata(other)), "videos of the previous seed were left behind"
+
+
+def test_two_person_clips_change_one_person_each(tmp_path):
+    """Two people side by side: the real one untouched, each fake changes one side only, the real is its original."""
+    from demo.make_demo_dataset import PAIR_HALF_SIZE, PAIRS_NAME
+
+    root = make_demo_dataset(tmp_path / "pairs", seed=0, parts=(0,), reals_per_part=1, frames=8, pairs_per_part=1)
+    pairs = read_json(root / PAIRS_NAME)
+    entries = metadata(root)
+    assert len(entries) == 6 and len(pairs) == 3
+    (real,) = [name for name, record in pairs.items() if record["changed"] is None]
+    assert entries[real][1]["label"] == "REAL"
+    original = decode(entries[real][0] / real).astype(np.float32)
+    assert original.shape[1:3] == (PAIR_HALF_SIZE[1], 2 * PAIR_HALF_SIZE[0]) and original.shape[0] == 4
+    half = PAIR_HALF_SIZE[0]
+    for name, record in pairs.items():
+        if record["changed"] is None:
+            continue
+        assert entries[name][1]["label"] == "FAKE" and entries[name][1]["original"] == real
+        difference = np.abs(decode(entries[name][0] / name).astype(np.float32) - original).mean(axis=(0, 1, 3))
+        changed, kept = (difference[:half], difference[half:]) if record["changed"] == "left" else \
+            (difference[half:], difference[:half])
+        assert changed.mean() > 3 * kept.mean(), (name, record["changed"], changed.mean(), kept.mean())
+        left, right = np.array(record["boxes"])[:, 0], np.array(record["boxes"])[:, 1]
+        assert (left[:, 2] <= half + 20).all() and (right[:, 0] >= half - 20).all()

@@ -120,7 +120,7 @@ def test_short_cpu_training_learns_the_demo(tmp_path_factory, tmp_path):
     from demo.make_demo_dataset import make_demo_dataset
 
     root = make_demo_dataset(tmp_path_factory.mktemp("demo_learn"), seed=1, parts=(0, 3), reals_per_part=6,
-                             frames=60)
+                             frames=60, pairs_per_part=0)
     run_script("bash", "preprocess_data.sh", root, "--workers", "2", timeout=900)
     # 108 train crops (54 per class per epoch), 18 holdout videos: 9 steps of 8 per epoch, 90 steps in all.
     run_script(sys.executable, TRAINER, "--config", DEMO_CONFIG, "--data-dir", root, "--output-dir",

@@ -37,6 +37,7 @@ from training.datasets.classifier_dataset import (DataError, DatasetOptions, Dee
                                                   reseed_worker, select_rows)
 from training.datasets.pair_mixup import PairMixupError, check_pairs
 from training.datasets.sbi_dataset import SelfBlendedPairs, SelfBlendedValidation, collate_pairs, real_rows
+from training.datasets.unchanged_tracks import TracksMissing, apply_unchanged_tracks, check_folds_have_tracks
 from training.losses import WeightedLosses, balanced_loss
 from training.pipelines.run_log import RunLog
 from training.pipelines.train_state import ResumeError, TrainState, capture_rng
@@ -193,13 +194,16 @@ def make_datasets(config: dict, args: argparse.Namespace, context: Context):
     self-blends only."""
     data_dir = Path(args.data_dir)
     folds_csv = folds_path(args)
-    folds = read_folds(folds_csv)
+    folds = apply_unchanged_tracks(read_folds(folds_csv), config["unchanged_tracks"])
     options = DatasetOptions(data_root=data_dir, crops_dir=args.crops_dir, label_smoothing=args.label_smoothing,
                              hardcore=not args.no_hardcore, oversample_real=not args.no_oversample,
                              normalize_mean=config["normalize"]["mean"], normalize_std=config["normalize"]["std"],
                              pair_mixup=config["pair_mixup"])
     sbi = config["fakes"] == "sbi"
     if sbi:
+        if config["unchanged_tracks"] != "fake":
+            raise DataError(f"{args.config}: \"unchanged_tracks\" relabels the dataset's fake crops, and "
+                            f"\"fakes\": \"sbi\" trains on real crops only; leave it at \"fake\"")
         check_sbi_inputs(data_dir, args)
         folds = real_rows(folds)
     splits = {"train": with_variants(select_rows(folds, args.fold, "train"), config["reencode_variants"]),
@@ -364,6 +368,10 @@ def run(args: argparse.Namespace, context: Context) -> None:
         card = card_from_config(config)
     except CardError as err:
         raise ConfigError(f"{args.config}: {err}") from err
+    try:
+        check_folds_have_tracks(folds_path(args), config["unchanged_tracks"])
+    except TracksMissing as err:
+        raise DataError(str(err)) from None
     runtime.seed_everything(args.seed + context.rank)
     if context.device.type == "cuda":
         torch.backends.cudnn.benchmark = True

@@ -22,7 +22,7 @@ from core.card import ModelCard
 from core.checkpoints import CheckpointError, prefixed_state_dict, read_checkpoint, strip_module_prefix
 from core.runtime import Context
 from core.settings import differences
-from training.tools.config import rename_deprecated_keys
+from training.tools.config import rename_deprecated_keys, with_later_defaults
 
 
 class ResumeError(ValueError):
@@ -85,7 +85,7 @@ class TrainState:
         if missing:
             raise ResumeError(f"{path}: no {', '.join(missing)} entries; only checkpoints written by this trainer can "
                               f"be resumed (a released model can be loaded as --pretrained-file)")
-        recorded = rename_deprecated_keys(checkpoint["config"], str(path), warn=False)  # older checkpoints
+        recorded = with_later_defaults(rename_deprecated_keys(checkpoint["config"], str(path), warn=False))
         changed = differences(recorded, config, "checkpoint", "now")
         if changed:
             raise ResumeError(f"{path} was trained with another config or options, and resuming would continue a "

@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     # true: train on the crops of the re-encoded copies too (preprocessing.reencode_variants); never validated on.
     # null (off) rather than false, so that checkpoints saved before the key existed resume with the same config.
     "reencode_variants": None,
+    # The crops of the people a fake video left untouched: "fake" (the original's labels), "real" or "drop";
+    # see training/datasets/unchanged_tracks.py and docs/people.md.
+    "unchanged_tracks": "fake",
     "optimizer": {
         "type": "SGD",
         "batch_size": None,  # per process (GPU)
@@ -54,12 +57,14 @@ DEFAULTS: dict[str, Any] = {
     "inference": {
         "frames_per_video": RELEASE_CARD.frames_per_video,
         "detector_thresholds": list(RELEASE_CARD.detector_thresholds),
-        "aggregation": RELEASE_CARD.aggregation,  # or "mean"
+        "aggregation": RELEASE_CARD.aggregation,  # or "mean", or "per_person" (docs/people.md)
         "confident_threshold": RELEASE_CARD.confident_threshold,
+        "person_min_frames": RELEASE_CARD.person_min_frames,
     },
 }
 FREE_FORM = {"model_params", "losses"}
-CHOICES = {"fakes": ("dataset", "sbi"), "reencode_variants": (None, False, True)}
+CHOICES = {"fakes": ("dataset", "sbi"), "reencode_variants": (None, False, True),
+           "unchanged_tracks": ("fake", "real", "drop")}
 CONFIG_REMEDY = "fix it, or start again from a config in configs/"
 REPLACED_WHOLE = {"losses"}  # a config's own mapping replaces the default instead of adding to it
 # Old key names still accepted, with a deprecation message: old -> new.
@@ -148,6 +153,18 @@ def rename_deprecated_keys(given: dict, source: str, warn: bool = True) -> dict:
                           f"(same meaning)", FutureWarning, stacklevel=3)
         given = {(new if key == old else key): value for key, value in given.items()}
     return given
+
+
+def with_later_defaults(recorded: dict, defaults: dict = DEFAULTS) -> dict:
+    """A config recorded in a checkpoint, with every key added to DEFAULTS since it was saved set to its default:
+    each new key's default keeps the behaviour the run was trained with, so such a checkpoint still resumes."""
+    filled = dict(recorded)
+    for key, default in defaults.items():
+        if key not in filled:
+            filled[key] = copy.deepcopy(default)
+        elif isinstance(default, dict) and isinstance(filled[key], dict) and key not in FREE_FORM:
+            filled[key] = with_later_defaults(filled[key], default)
+    return filled
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
