@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -159,6 +160,13 @@ TRAINER = "training/pipelines/train_classifier.py"
 DEMO_CONFIG = REPO_ROOT / "configs" / "demo_cpu.json"
 NAME = "t_DeepFakeClassifier_efficientnet_lite0_0"
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
+
+
+def torchrun(*args) -> str:
+    """Run a script under torchrun with 2 CPU processes, one thread each; its stdout and stderr."""
+    launcher = str(Path(sys.executable).parent / "torchrun")
+    result = run_script(launcher, "--standalone", "--nproc_per_node", "2", *args, env=ONE_THREAD, timeout=600)
+    return result.stdout + result.stderr
 
 
 def trainer_args(data_dir: Path, out: Path, epochs: int, *extra: str) -> list[str]:

@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_inference_helpers import numpy1_pickle_module, save_release_checkpoint
+from helpers import numpy1_pickle_module, save_release_checkpoint
 
 from core.checkpoints import CheckpointError
 from core.datasets import DatasetError

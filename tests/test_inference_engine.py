@@ -12,8 +12,8 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from conftest import run_script
-from test_inference_helpers import face_frames, write_video
+from helpers import run_script
+from helpers import face_frames, write_video
 from core.card import ModelCard
 from core.checkpoints import prefixed_state_dict
 from core.model_input import normalize_batch

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import run_script
-from test_training import NAME, torchrun, trainer_args
+from helpers import run_script
+from helpers import NAME, torchrun, trainer_args
 
 from training.datasets.classifier_dataset import (
     DatasetOptions,

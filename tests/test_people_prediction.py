@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import run_script
+from helpers import run_script
 from skimage import data as skdata
-from test_inference_helpers import save_release_checkpoint, write_video
+from helpers import save_release_checkpoint, write_video
 
 import kernel_utils as ku
 from core.card import RELEASE_CARD, ModelCard

@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FFPP_ROOT
-from test_inference_helpers import write_video
+from helpers import FFPP_ROOT
+from helpers import write_video
 
 from core.layout import load_boxes
 from core.video import iter_frames

@@ -7,7 +7,8 @@ import re
 import av
 import pandas as pd
 import pytest
-from conftest import TINY_DEMO, run_script
+from conftest import TINY_DEMO
+from helpers import run_script
 
 from core.datasets import load_dfdc
 from core.layout import is_variant, load_dataset, variant_dir

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import run_script
-from test_inference_helpers import (
+from helpers import run_script
+from helpers import (
     HEIGHT,
     WIDTH,
     face_frames,

@@ -10,17 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import DEMO_CONFIG, NAME, ONE_THREAD, REPO_ROOT, TRAINER, run_script, trainer_args
+from helpers import DEMO_CONFIG, NAME, ONE_THREAD, REPO_ROOT, TRAINER, run_script, torchrun, trainer_args
 from training.pipelines.train_classifier import parse_args
 from training.tools.config import ConfigError, load_config, rename_deprecated_keys
-
-TORCHRUN = str(Path(sys.executable).parent / "torchrun")
-
-
-def torchrun(*args) -> str:
-    result = run_script(TORCHRUN, "--standalone", "--nproc_per_node", "2", *args, env=ONE_THREAD, timeout=600)
-    return result.stdout + result.stderr
-
 
 @pytest.mark.slow
 def test_two_process_torchrun_writes_checkpoints_and_resumes(preprocessed_demo, tmp_path):
