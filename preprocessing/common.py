@@ -1,4 +1,4 @@
-"""Helpers shared by the preprocessing steps: common options, sharding, done markers, run summaries.
+"""Bookkeeping of a preprocessing run: the options every step takes, sharding, done markers and the run summary.
 
 The dataset layout, decoding, detection, atomic writes and worker pools they use live in `core`.
 """

@@ -35,7 +35,7 @@ from core.video import VideoReadError, header_frame_count, iter_frames
 from preprocessing.common import RunSummary
 from preprocessing.manifest import ManifestError, check_rerun, write_manifest
 from preprocessing.step import (largest_first, make_parser, missing_file_failures, refused_settings, shard_of,
-                                start_step)
+                                step_inputs)
 
 log = logging.getLogger("preprocessing")
 STEP = "detect_original_faces"
@@ -225,7 +225,7 @@ def detection_settings(frame_stride: int, crop_every: int) -> dict:
 
 def main(argv: Iterable[str] | None = None) -> RunSummary:
     args = parse_args(argv)
-    entries, summary = start_step(args, STEP)
+    entries, summary = step_inputs(args, STEP)
     with refused_settings():
         settings = detection_settings(args.frame_stride, args.crop_every)
         check_rerun(args.root_dir, STEP, settings, outputs=f"boxes in {args.root_dir / 'boxes'}",

@@ -24,8 +24,8 @@ from core.layout import VideoEntry, box_actors, boxes_path, crop_name, crops_fol
 from core.video import header_geometry, iter_frames
 from preprocessing.common import RunSummary, is_done, write_done_marker
 from preprocessing.manifest import require
-from preprocessing.step import (begin_step, make_parser, missing_file_failures, record_finished, run_video_jobs,
-                                shard_of, video_job)
+from preprocessing.step import (checked_step_inputs, make_parser, missing_file_failures, record_finished,
+                                run_video_jobs, shard_of, video_job)
 
 STEP = "extract_crops"
 
@@ -75,7 +75,7 @@ def crop_video(job: tuple) -> RunSummary:
 
 def main(argv: Iterable[str] | None = None) -> RunSummary:
     args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    entries, summary, settings = begin_step(
+    entries, summary, settings = checked_step_inputs(
         args, STEP, lambda: crop_settings(require(args.root_dir, "detect_original_faces", STEP)),
         outputs=f"crops in {args.root_dir / 'crops'}",
         how_to_keep="Rerun detect_original_faces with the settings the crops were made with")

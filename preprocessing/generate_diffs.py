@@ -24,8 +24,8 @@ from core.processes import end_helper_processes
 from preprocessing.common import RunSummary, is_done, write_done_marker
 from core.layout import crops_folder, diff_path, diffs_folder, list_crops, parse_crop_name
 from preprocessing.manifest import require
-from preprocessing.step import (begin_step, folder_bytes, make_parser, record_finished, run_video_jobs, shard_of,
-                                video_job)
+from preprocessing.step import (checked_step_inputs, folder_bytes, make_parser, record_finished, run_video_jobs,
+                                shard_of, video_job)
 
 STEP = "generate_diffs"
 
@@ -71,7 +71,7 @@ def diffs_of_fake(job: tuple) -> RunSummary:
 
 def main(argv: Iterable[str] | None = None) -> RunSummary:
     args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    entries, summary, settings = begin_step(
+    entries, summary, settings = checked_step_inputs(
         args, STEP, lambda: {"difference": "255 * clip(1 - SSIM, 0, 1), grey", "per_track": "mean of the masks / 255",
                              "crops": require(args.root_dir, "extract_crops", STEP)},
         outputs=f"diffs in {args.root_dir / 'diffs'}",

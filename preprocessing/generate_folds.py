@@ -29,7 +29,7 @@ from core.changes import TRACK_CHANGES_FILE, changed_tracks
 from core.layout import (FOLDS_COLUMNS, FOLDS_FILE, TRACK_COLUMNS, crops_folder, diffs_folder, list_crops,
                          parse_crop_name)
 from preprocessing.manifest import require, write_manifest
-from preprocessing.step import make_parser, refused_settings, start_step
+from preprocessing.step import make_parser, refused_settings, step_inputs
 
 log = logging.getLogger("preprocessing")
 STEP = "generate_folds"
@@ -111,7 +111,7 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
     args = parser.parse_args(argv)
     if not 1 <= args.n_splits <= DFDC_PARTS:
         parser.error(f"--n-splits must be between 1 and {DFDC_PARTS}")
-    entries, summary = start_step(args, STEP)
+    entries, summary = step_inputs(args, STEP)
     with refused_settings():
         crops = require(args.root_dir, "extract_crops", STEP)
     if args.num_shards > 1:

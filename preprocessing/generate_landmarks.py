@@ -24,7 +24,7 @@ from core.faces import LANDMARK_THRESHOLDS, detect_batch, make_mtcnn
 from core.layout import crops_folder, landmarks_folder, landmarks_path, list_crops
 from core.runtime import pick_device
 from preprocessing.manifest import require
-from preprocessing.step import (begin_step, folder_bytes, make_parser, reals_with_crops, record_finished,
+from preprocessing.step import (checked_step_inputs, folder_bytes, make_parser, reals_with_crops, record_finished,
                                 run_video_jobs, video_job)
 
 STEP = "generate_landmarks"
@@ -78,7 +78,7 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
     parser.add_argument("--device", default="cpu",
                         help="cpu (default: crops are small, worker processes each run their own detector) or cuda")
     args = parser.parse_args(argv)
-    entries, summary, settings = begin_step(
+    entries, summary, settings = checked_step_inputs(
         args, STEP, lambda: {"detector_thresholds": list(LANDMARK_THRESHOLDS),
                              "crops": require(args.root_dir, "extract_crops", STEP)},
         outputs=f"landmarks in {args.root_dir / 'landmarks'}",

@@ -18,7 +18,7 @@ from core.layout import (box_of_actor, boxes_path, crops_folder, landmarks68_fol
                          load_boxes, parse_crop_name)
 from preprocessing.common import RunSummary, write_done_marker
 from preprocessing.manifest import require
-from preprocessing.step import (begin_step, folder_bytes, make_parser, reals_with_crops, record_finished,
+from preprocessing.step import (checked_step_inputs, folder_bytes, make_parser, reals_with_crops, record_finished,
                                 run_video_jobs, video_job)
 
 STEP = "generate_landmarks68"
@@ -52,7 +52,7 @@ def landmarks68_of_video(job: tuple) -> RunSummary:
 
 def main(argv: Iterable[str] | None = None) -> RunSummary:
     args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    entries, summary, settings = begin_step(
+    entries, summary, settings = checked_step_inputs(
         args, STEP, lambda: {"model": dlib_shape_predictor_path().name, "face": "dlib HOG, else the MTCNN box",
                              "crops": require(args.root_dir, "extract_crops", STEP)},
         outputs=f"68-point landmarks in {args.root_dir / 'landmarks68'}",

@@ -35,7 +35,7 @@ from preprocessing.step import (
     make_parser,
     missing_file_failures,
     refused_settings,
-    start_step,
+    step_inputs,
     video_job,
 )
 
@@ -115,7 +115,7 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
     settings = {"variants": args.variants, "seed": args.seed, "n_splits": args.n_splits,
                 "holdout_fold": args.holdout_fold, "crf": list(CRF_RANGE), "scale": list(SCALE_RANGE),
                 "rate": list(RATE_RANGE), "scale_mode": "down and back up"}
-    entries, summary = start_step(args, STEP)
+    entries, summary = step_inputs(args, STEP)
     with refused_settings():
         check_rerun(args.root_dir, STEP, settings, outputs="re-encoded copies",
                     how_to_keep="Run with the recorded --variants/--seed/--n-splits/--holdout-fold")

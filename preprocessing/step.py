@@ -1,4 +1,5 @@
-"""Command-line plumbing shared by the preprocessing steps: parse, load the dataset, pick this shard, exit cleanly."""
+"""A step's command from start to finish: parse, load the dataset, check earlier steps' settings, pick this shard,
+run the video jobs, record the manifest, exit cleanly."""
 from __future__ import annotations
 
 import argparse
@@ -35,9 +36,9 @@ def load_entries(args: argparse.Namespace) -> dict[str, VideoEntry]:
 UNLISTED = "on disk but not in metadata.json"
 
 
-def start_step(args: argparse.Namespace, step: str) -> tuple[dict[str, VideoEntry], RunSummary]:
-    """The dataset's entries and the step's summary, which already names every video file that no
-    metadata.json lists (those get no output from any step)."""
+def step_inputs(args: argparse.Namespace, step: str) -> tuple[dict[str, VideoEntry], RunSummary]:
+    """(entries, summary) of a step that reads no earlier step's settings: the dataset's entries, and the step's
+    summary, which already names every video file that no metadata.json lists (those get no output from any step)."""
     entries = load_entries(args)
     summary = RunSummary(step)
     for path in unlisted_videos(args.root_dir, entries):
@@ -122,11 +123,11 @@ def record_finished(args: argparse.Namespace, step: str, settings: dict, video_i
     write_manifest(args.root_dir, step, settings, done, args.num_shards, args.shard_index)
 
 
-def begin_step(args: argparse.Namespace, step: str, settings_of: Callable[[], dict], outputs: str,
+def checked_step_inputs(args: argparse.Namespace, step: str, settings_of: Callable[[], dict], outputs: str,
                how_to_keep: str) -> tuple[dict[str, VideoEntry], RunSummary, dict]:
     """(entries, summary, settings) of a step that builds on earlier steps: `settings_of` reads what they recorded
     (preprocessing.manifest.require); outputs made with other settings are refused before any work."""
-    entries, summary = start_step(args, step)
+    entries, summary = step_inputs(args, step)
     with refused_settings():
         settings = settings_of()
         check_rerun(args.root_dir, step, settings, outputs=outputs, how_to_keep=how_to_keep)
