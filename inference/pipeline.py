@@ -23,6 +23,7 @@ import kernel_utils as ku
 from core import faces
 from core.card import RELEASE_CARD, ModelCard
 from core.video import VideoReadError, half_size
+from inference.keyframes import Keyframes, pick_keyframes
 
 UNREADABLE = "unreadable"
 NO_FACE = "no face"
@@ -38,6 +39,7 @@ class PredictionConfig:
     frames_per_detector_call: int = 1
     workers: int = 0
     detect_in_workers: bool = True  # False: workers only decode, the main process detects (a GPU detector)
+    keyframes: int = 0  # frames kept (shrunk, with their boxes) per video for the evidence report
 
 
 @dataclass
@@ -48,6 +50,7 @@ class PreparedVideo:
     frames: ku.SampledFrames | None = None
     half_frames: Sequence[np.ndarray] | torch.Tensor | None = None  # a tensor while crossing processes
     crops: ku.FaceCrops | None = None
+    keyframes: Keyframes | None = None
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -61,6 +64,7 @@ class VideoResult:
     crop_keys: list[tuple[int, int]] = field(default_factory=list)
     crop_scores: np.ndarray | None = None  # ensemble mean of the sigmoid per crop
     crop_images: np.ndarray | None = None  # model inputs, only kept when thumbnails are wanted
+    keyframes: Keyframes | None = None  # only kept for the evidence report (PredictionConfig.keyframes)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -90,6 +94,9 @@ def detect_and_crop(prepared: PreparedVideo, mtcnn, config: PredictionConfig) ->
     boxes = ku.detect_faces(mtcnn, prepared.half_frames, config.frames_per_detector_call)
     detected = time.perf_counter()
     prepared.crops = ku.crop_faces(prepared.frames, boxes, config.card)
+    if config.keyframes:
+        prepared.keyframes = pick_keyframes(prepared.frames.indices, prepared.frames.frames, boxes, config.keyframes,
+                                            config.card.detector_downscale, prepared.frames.resampled)
     prepared.seconds["detect"] = detected - started
     prepared.seconds["crop"] = time.perf_counter() - detected
     prepared.frames = prepared.half_frames = None  # no need to ship full frames back
@@ -145,14 +152,15 @@ def score_prepared(prepared: PreparedVideo, models: Sequence[torch.nn.Module], c
     if len(crops.keys) == 0:
         reason = f"no face found in {len(prepared.frames.indices) if prepared.frames else crops.frames_without_face}" \
                  f" sampled frames"
-        return VideoResult(name, None, NO_FACE, reason, seconds=prepared.seconds)
+        return VideoResult(name, None, NO_FACE, reason, keyframes=prepared.keyframes, seconds=prepared.seconds)
     started = time.perf_counter()
     probabilities = ku.predict_probabilities(models, crops.inputs, config.device, config.dtype, config.batch_size,
                                              config.card)
     score = ku.ensemble_score(probabilities, config.card)
     prepared.seconds["classify"] = time.perf_counter() - started
     return VideoResult(name, score, crop_keys=crops.keys, crop_scores=probabilities.mean(axis=0),
-                       crop_images=crops.inputs if keep_images else None, seconds=prepared.seconds)
+                       crop_images=crops.inputs if keep_images else None, keyframes=prepared.keyframes,
+                       seconds=prepared.seconds)
 
 
 def predict_videos(paths: Sequence[Path], models: Sequence[torch.nn.Module], config: PredictionConfig,

@@ -1,0 +1,62 @@
+"""A few sampled frames of a video kept, shrunk, for the evidence report (picked where the frames are at hand).
+
+The pipeline drops a video's full frames once its faces are cropped; with `PredictionConfig.keyframes` > 0 it
+first keeps this many of them, evenly spread over the sampled frames that hold a face (over all sampled frames
+when none does), with the detector's boxes of those frames.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from core import faces
+
+KEYFRAME_WIDTH = 640  # pixels; enough to see who is where, small enough to pass between processes
+
+
+@dataclass
+class Keyframe:
+    index: int  # the frame's true index in the video
+    image: np.ndarray  # RGB uint8, at most KEYFRAME_WIDTH wide
+    scale: float  # image pixels per full-frame pixel
+    boxes: list[tuple[int, int, int, int]]  # detector boxes in full-frame pixels, in face-index order
+
+
+@dataclass
+class Keyframes:
+    frames_sampled: int  # sampled frames that decoded
+    resampled: bool  # the header's frame count was wrong and sampling was redone over the decodable frames
+    frames: list[Keyframe] = field(default_factory=list)
+
+
+def spread(items: Sequence, count: int) -> list:
+    """`count` items evenly spread from first to last (all of them when there are fewer)."""
+    if len(items) <= count:
+        return list(items)
+    picks = np.linspace(0, len(items) - 1, count).round().astype(int)
+    return [items[i] for i in sorted(set(picks.tolist()))]
+
+
+def shrink(image: np.ndarray, width: int = KEYFRAME_WIDTH) -> tuple[np.ndarray, float]:
+    scale = min(1.0, width / image.shape[1])
+    if scale == 1.0:
+        return np.ascontiguousarray(image), 1.0
+    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def pick_keyframes(indices: Sequence[int], frames: Sequence[np.ndarray], boxes_per_frame: Sequence,
+                   count: int, downscale: int, resampled: bool = False) -> Keyframes:
+    """Keep `count` frames (shrunk) with their detector boxes scaled to full-frame pixels as the crops are."""
+    with_face = [i for i, boxes in enumerate(boxes_per_frame) if boxes is not None]
+    chosen = spread(with_face or list(range(len(indices))), count)
+    kept = []
+    for position in chosen:
+        image, scale = shrink(frames[position])
+        boxes = boxes_per_frame[position] if position < len(boxes_per_frame) else None
+        full_boxes = [faces.scale_box(box, downscale) for box in boxes] if boxes is not None else []
+        kept.append(Keyframe(int(indices[position]), image, scale, full_boxes))
+    return Keyframes(len(indices), resampled, kept)
