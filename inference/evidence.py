@@ -95,6 +95,20 @@ def page_of(folder: Path, name: str) -> Path:
     return Path(folder) / "videos" / page_file_name(name)
 
 
+def page_links(predictions: Path, names: Sequence[str], from_folder: Path) -> dict[str, str]:
+    """name -> relative, quoted link from `from_folder` to the video's page, for the names whose page exists in
+    the report made with exactly these predictions (empty without one)."""
+    folder = report_for_predictions(predictions)
+    if folder is None:
+        return {}
+    links = {}
+    for name in names:
+        target = page_of(folder, name)
+        if target.is_file():
+            links[name] = href(os.path.relpath(target.resolve(), Path(from_folder).resolve()))
+    return links
+
+
 class EvidenceReport:
     """Writes the pages of one run; its settings (the run key, calibration, report options) decide page reuse."""
 

@@ -1,6 +1,7 @@
 # Sourced by test.sh and demo.sh from the checkout's root: puts an interpreter with the pinned packages first
 # on PATH. In the Docker image (DFDC_IN_IMAGE=1) that is the image's own Python: nothing is built in the
 # mounted checkout, and a host .venv there is left alone. Elsewhere .venv is created from requirements.txt
+# (and requirements-nodeps.txt, installed without dependencies)
 # when missing or when the pins changed (pip, not uv/poetry: torch comes from the local wheel cache where one
 # exists).
 REPO_ROOT="$PWD"
@@ -9,12 +10,13 @@ if [ "${DFDC_IN_IMAGE:-0}" != 1 ]; then
     PYTHON_BIN="${PYTHON_BIN:-python3.11}"
     command -v "$PYTHON_BIN" >/dev/null 2>&1 || PYTHON_BIN=python3
     stamp="$VENV_DIR/.requirements.sha256"
-    want="$(sha256sum requirements.txt | cut -d' ' -f1)"
+    want="$(cat requirements.txt requirements-nodeps.txt 2>/dev/null | sha256sum | cut -d' ' -f1)"
     if [ ! -x "$VENV_DIR/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         echo "Setting up $VENV_DIR from requirements.txt (first run: a few minutes, ~6 GB)..." >&2
         [ -x "$VENV_DIR/bin/python" ] || "$PYTHON_BIN" -m venv "$VENV_DIR"
         "$VENV_DIR/bin/python" -m pip install -q --upgrade pip >&2
         "$VENV_DIR/bin/python" -m pip install -q -r requirements.txt >&2
+        "$VENV_DIR/bin/python" -m pip install -q --no-deps -r requirements-nodeps.txt >&2
         echo "$want" > "$stamp"
     fi
     export PATH="$PWD/$VENV_DIR/bin:$PATH"
