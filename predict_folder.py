@@ -279,6 +279,7 @@ def main(argv=None) -> int:
     report = None
     if args.report is not None:
         report = evidence.EvidenceReport(args.report, key, loaded, calibration, context.is_main)
+        runtime.barrier(context)  # rank 0 has removed pages made with other settings before any rank writes one
         report.add_finished([(path, finished[name]) for path, name in videos if name in finished], config)
     models = [ku.inference_model(item.model, args.compile) for item in loaded]
     progress_path = progress.progress_file(args.output, context.rank, context.world_size)

@@ -5,6 +5,7 @@
         [--precision bf16] [--compile]
     python bench/predict.py TEST_DIR --device cuda --models-count 7 --encoder tf_efficientnet_b7_ns --size 380
     python bench/predict.py TEST_DIR --weights-dir weights --models final_111_... (real checkpoints)
+    python bench/predict.py ../shared/data/ffpp_c40 --encoder tf_efficientnet_b7_ns --size 380 --limit 3 --report
 
 TEST_DIR is searched recursively for *.mp4. Without --models, --models-count randomly initialised
 DeepFakeClassifier(--encoder) are used (seeded; the same models in both modes).
@@ -15,12 +16,15 @@ pipeline: predict_folder's way in this process (allocator setting, channels-last
 DataLoader workers (decoding, and detection on the CPU) overlapped with the classifier; on CUDA MTCNN takes all
 frames of a video in one call (--detector-batch).
 Each mode first runs one video untimed (MTCNN and model start-up; with --compile this is where it compiles, and
-its time is printed). Prints seconds per video of both, the ratio baseline / pipeline, each process's peak
+its time is printed). --report: the pipeline alone, then again writing predict_folder's --report pages (keyframes,
+timeline, Grad-CAM maps of the top crops, the index) into a temporary folder, each after its own untimed first
+video, and the added share of time; no baseline. Otherwise prints seconds per video of both, the ratio baseline / pipeline, each process's peak
 resident memory, the time per stage and the largest score difference.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -46,6 +50,8 @@ from core.card import ModelCard  # noqa: E402
 from core.checkpoints import load_classifier  # noqa: E402
 from core.cli import HelpFormatter  # noqa: E402
 from core.models import DeepFakeClassifier  # noqa: E402
+from core.checkpoints import LoadedClassifier  # noqa: E402
+from inference.evidence import KEYFRAMES, EvidenceReport  # noqa: E402
 from inference.pipeline import PredictionConfig, predict_videos, stage_seconds  # noqa: E402
 
 
@@ -68,6 +74,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--limit", type=int, default=None, help="first N videos (sorted by path)")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--report", action="store_true",
+                        help="measure what predict_folder --report adds to the pipeline (no baseline)")
     parser.add_argument("--mode", choices=["both", "pipeline", "baseline"], default="both", help=argparse.SUPPRESS)
     parser.add_argument("--results-json", type=Path, default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -93,6 +101,23 @@ def timed_run(videos, models, config: PredictionConfig) -> tuple[list, float]:
     if config.device.type == "cuda":
         torch.cuda.synchronize()
     return results, time.perf_counter() - started
+
+
+def timed_report_run(videos, models, config: PredictionConfig, args) -> tuple[list, float]:
+    """The pipeline writing the evidence report's pages and index into a temporary folder, as predict_folder does."""
+    names = args.models or [f"random_{args.encoder}_{seed}" for seed in range(len(models))]
+    loaded = [LoadedClassifier(Path(name), model, config.card, config.card, []) for name, model in zip(names, models)]
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        report = EvidenceReport(Path(folder), {"bench": True}, loaded, None)
+        results = []
+        for result in predict_videos(videos, models, dataclasses.replace(config, keyframes=KEYFRAMES),
+                                     keep_images=True, progress=False):
+            report.add(result)
+            result.crop_images = result.keyframes = None
+            results.append(result)
+        report.write_index(results)
+        return results, time.perf_counter() - started
 
 
 def cpu_seconds() -> tuple[float, float]:
@@ -123,7 +148,14 @@ def run_mode(args, mode: str, videos: list[Path]) -> dict:
     before = cpu_seconds()
     results, seconds = timed_run(videos, models, config)
     user, system = (after - start for after, start in zip(cpu_seconds(), before))
-    return {"mode": mode, "seconds": seconds, "user": user, "system": system, "first_video_seconds": first_seconds, "videos": len(results),
+    extra = {}
+    if args.report:
+        timed_report_run(videos[:1], models, config, args)  # start-up: Grad-CAM, matplotlib's first figure
+        before = cpu_seconds()
+        _, report_seconds = timed_report_run(videos, models, config, args)
+        report_user, report_system = (after - start for after, start in zip(cpu_seconds(), before))
+        extra = {"report_seconds": report_seconds, "report_cpu": report_user + report_system}
+    return {**extra, "mode": mode, "seconds": seconds, "user": user, "system": system, "first_video_seconds": first_seconds, "videos": len(results),
             "crops": sum(len(r.crop_keys) for r in results), "stages": stage_seconds(results),
             "scores": {r.name: r.score for r in results},
             "crop_keys": {r.name: [list(key) for key in r.crop_keys] for r in results},  # as JSON gives them back
@@ -173,7 +205,13 @@ def main(argv=None) -> int:
     print(f"{len(videos)} videos under {args.test_dir}")
     fast = run_mode(args, "pipeline", videos)
     fast_per_video = report(fast)
-    if args.skip_baseline:
+    if args.report:
+        added = fast["report_seconds"] / fast["seconds"] - 1
+        added_cpu = fast["report_cpu"] / (fast["user"] + fast["system"]) - 1
+        print(f"with --report pages: {fast['report_seconds']:.1f} s = {fast['report_seconds'] / fast['videos']:.2f} "
+              f"s/video, +{100 * added:.1f}% wall time, +{100 * added_cpu:.1f}% CPU time (user + system) over the "
+              f"pipeline alone")
+    if args.skip_baseline or args.report:
         return 0
     slow = baseline_in_own_process(argv)
     slow_per_video = report(slow)
