@@ -183,6 +183,8 @@ def aggregate(pred, card: ModelCard = RELEASE_CARD) -> float:
     """One model's video score from its face scores, by the card's aggregation."""
     if card.aggregation == "confident":
         return confident_strategy(pred, card.confident_threshold)
+    if card.aggregation != "mean":
+        raise ValueError(f"{card.aggregation} needs the faces' tracks: inference.people.video_score scores it")
     pred = np.asarray(pred, dtype=np.float64).reshape(-1)
     if len(pred) == 0:
         raise ValueError("aggregation needs at least one face score")

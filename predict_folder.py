@@ -19,13 +19,18 @@ changing --calibration rescores nothing.
 
 Model card: each checkpoint carries the settings it was trained for (encoder, input size, mean/std, frames per
 video, detector thresholds, crop rule, aggregation); the winner's 2020 files get the original's card (B7, 380 px,
-32 frames). --encoder, --size and --frames-per-video override the card only when given, and the run says so.
+32 frames). --encoder, --size, --frames-per-video and --aggregation override the card only when given, and the run
+says so.
 Checkpoints whose cards disagree on the input pipeline are refused.
 
 Files written:
     OUTPUT                     filename,label     every video, sorted; P(fake), 0.5 for a video that could not be scored
     OUTPUT.errors.csv          filename,reason    each unscored video: "unreadable: ..." or "no face: ..."
-    OUTPUT.crops.csv           filename,frame,face,score,thumbnail   every face crop's ensemble-mean score
+    OUTPUT.crops.csv           filename,frame,face,track,score,thumbnail   every face crop's ensemble-mean score and
+                               the person (face track) it belongs to
+    OUTPUT.people.csv          filename,track,frames,first_frame,last_frame,x1,y1,x2,y2,score,decided   one row per
+                               person: sampled frames seen, median box, confident score of its crops (raw, never
+                               calibrated), decided 1 for the track that set the video score under per_person
     OUTPUT.progress.jsonl      one line per finished video: a rerun with the same settings resumes from it
     OUTPUT.calibration.json    only when the scores were calibrated: temperature, bias and where they came from
     --save-crops DIR           DIR/<video>/<frame>_<face>.jpg, 128 px thumbnails of what the model saw
@@ -50,7 +55,7 @@ from pathlib import Path
 
 import kernel_utils as ku
 from core import runtime
-from core.card import CardError, check_same_pipeline
+from core.card import AGGREGATIONS, CardError, check_same_pipeline
 from core.checkpoints import CheckpointError, LoadedClassifier, load_classifier
 from core.cli import HelpFormatter
 from core.datasets import load_collection
@@ -85,6 +90,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--encoder", default=None, help="override the card's timm encoder (default: from the card)")
     parser.add_argument("--frames-per-video", type=int, default=None, help="override the card's frames per video")
     parser.add_argument("--size", type=int, default=None, help="override the card's model input side in pixels")
+    parser.add_argument("--aggregation", choices=AGGREGATIONS, default=None,
+                        help="override the card's per-video aggregation: confident (the winner's, over all faces), "
+                             "mean, or per_person (confident per face track, the highest track decides; "
+                             "docs/people.md)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (classifier)")
     parser.add_argument("--detector-device", default=None,
                         help="MTCNN device (default: --device). On cpu the detector runs inside the decoding workers")
@@ -204,7 +213,8 @@ def calibrated(results: list, calibration: Calibration | None) -> list:
 
 def card_overrides(args: argparse.Namespace) -> dict:
     """Card fields the user gave explicitly; None means 'use the card'."""
-    return {"encoder": args.encoder, "input_size": args.size, "frames_per_video": args.frames_per_video}
+    return {"encoder": args.encoder, "input_size": args.size, "frames_per_video": args.frames_per_video,
+            "aggregation": args.aggregation}
 
 
 def load_models(args: argparse.Namespace, device, dtype) -> list[LoadedClassifier]:
@@ -288,7 +298,7 @@ def main(argv=None) -> int:
                                 keep_images=args.save_crops is not None or report is not None,
                                 progress=context.is_main)
         for result, (_path, name) in zip(scored, to_score):
-            result.name = name
+            result.rename(name)
             if report is not None:
                 report.add(result)
             if args.save_crops is not None and result.crop_images is not None:

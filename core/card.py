@@ -12,8 +12,13 @@ Fields (all plain JSON values in the checkpoint, under "card"):
     detector_thresholds   MTCNN's three cascade thresholds at prediction time
     detector_downscale    the detector sees frames shrunk by this factor (PIL bicubic)
     crop_pad_divisor      the crop adds side // divisor around the face box
-    aggregation           per-video aggregation of the face scores ("confident": the winner's strategy)
+    aggregation           per-video aggregation of the face scores ("confident": the winner's strategy over all
+                          faces; "mean"; "per_person": the confident strategy per face track, the highest track wins)
     confident_threshold   the score above which a face counts as a confident fake
+    track_min_iou, track_max_centre_shift, track_max_size_ratio, track_max_gap, track_cut_difference
+                          how the sampled frames' faces are linked into tracks (core/tracks.py; defaults suit
+                          frames ~9 apart); cards written before tracks existed get these defaults
+    person_min_frames     per_person: a track seen in fewer sampled frames does not decide the video
     calibration           None, or {"temperature": T, "bias": b}: p' = sigmoid(logit(p) / T + b) per video
 """
 from __future__ import annotations
@@ -26,9 +31,10 @@ from typing import Any, Mapping
 
 from core.faces import CROP_PAD_DIVISOR, DETECTOR_DOWNSCALE, INFERENCE_THRESHOLDS
 from core.model_input import IMAGENET_MEAN, IMAGENET_STD
+from core.tracks import PREDICTION_TRACKER, TrackerSettings
 
 CARD_VERSION = 1
-AGGREGATIONS = ("confident", "mean")
+AGGREGATIONS = ("confident", "mean", "per_person")
 
 
 class CardError(ValueError):
@@ -55,6 +61,12 @@ class ModelCard:
     crop_pad_divisor: int = CROP_PAD_DIVISOR
     aggregation: str = "confident"
     confident_threshold: float = 0.8
+    track_min_iou: float = PREDICTION_TRACKER.min_iou
+    track_max_centre_shift: float = PREDICTION_TRACKER.max_centre_shift
+    track_max_size_ratio: float = PREDICTION_TRACKER.max_size_ratio
+    track_max_gap: int = PREDICTION_TRACKER.max_gap
+    track_cut_difference: float = PREDICTION_TRACKER.cut_difference
+    person_min_frames: int = 4
     calibration: dict | None = field(default=None, compare=False)
 
     def __post_init__(self):
@@ -69,6 +81,11 @@ class ModelCard:
         if self.calibration is not None and not _valid_calibration(self.calibration):
             raise CardError(f"calibration {self.calibration!r}: expected None or {{\"temperature\": T > 0, "
                             f"\"bias\": b}} (see evaluate.py --fit-calibration)")
+        if not 0 <= self.track_min_iou <= 1 or self.track_max_centre_shift < 0 or self.track_max_size_ratio < 1 \
+                or int(self.track_max_gap) < 0 or self.track_cut_difference <= 0 or int(self.person_min_frames) < 1:
+            raise CardError("tracker settings out of range: track_min_iou in [0, 1], track_max_centre_shift >= 0, "
+                            "track_max_size_ratio >= 1, track_max_gap >= 0, track_cut_difference > 0, "
+                            "person_min_frames >= 1")
         if self.detector_downscale != DETECTOR_DOWNSCALE:
             raise CardError(f"detector_downscale {self.detector_downscale}: only {DETECTOR_DOWNSCALE} (half-size "
                             f"frames, as the original) is implemented")
@@ -93,6 +110,11 @@ class ModelCard:
             return cls(**values)
         except TypeError as err:
             raise CardError(f"{source}: {err}") from err
+
+    def tracker(self) -> TrackerSettings:
+        return TrackerSettings(min_iou=self.track_min_iou, max_centre_shift=self.track_max_centre_shift,
+                               max_size_ratio=self.track_max_size_ratio, max_gap=int(self.track_max_gap),
+                               cut_difference=self.track_cut_difference)
 
     def input_pipeline(self) -> dict[str, Any]:
         """The fields every member of an ensemble must share: all but the encoder and the calibration."""

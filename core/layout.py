@@ -125,6 +125,7 @@ DIFFS_DIR = "diffs"
 FOLDS_FILE = "folds.csv"
 MANIFESTS_DIR = "manifests"
 FOLDS_COLUMNS = ("video", "file", "label", "original", "frame", "fold")
+TRACK_COLUMNS = ("track", "changed")  # folds.csv made from boxes with tracks (docs/people.md); empty otherwise
 
 CROP_NAME_PATTERN = re.compile(r"^(\d+)_(\d+)\.png$")
 
@@ -183,5 +184,21 @@ def list_crops(folder: Path) -> list[str]:
 
 
 def load_boxes(path: Path) -> dict[int, list[list[float]] | None]:
-    """A boxes/<id>.json file as {frame index: boxes or None}."""
+    """A boxes/<id>.json file as {frame index: boxes or None}; a box is [x1, y1, x2, y2, track] (half-resolution
+    pixels), or [x1, y1, x2, y2] in roots made before tracks (see `box_actors`)."""
     return {int(frame): boxes for frame, boxes in json.loads(Path(path).read_text()).items()}
+
+
+def box_actors(frame_boxes: list[list[float]]) -> list[int]:
+    """The second number of each box's crop name: its track id, or its detection index in a root made before
+    tracks (4-number boxes, read as they are)."""
+    return [int(box[4]) if len(box) > 4 else index for index, box in enumerate(frame_boxes)]
+
+
+def box_of_actor(frame_boxes: list[list[float]], actor: int) -> list[float]:
+    """x1, y1, x2, y2 of the box whose crop is <frame>_<actor>.png."""
+    return frame_boxes[box_actors(frame_boxes).index(actor)][:4]
+
+
+def boxes_have_tracks(boxes: dict[int, list[list[float]] | None]) -> bool:
+    return any(len(box) > 4 for frame_boxes in boxes.values() if frame_boxes for box in frame_boxes)

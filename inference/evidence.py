@@ -31,7 +31,7 @@ from core.checkpoints import LoadedClassifier
 from inference.calibration import Calibration
 from inference.evidence_pages import (IndexRow, TopCrop, VideoPage, draw_keyframe, href, index_html, jpeg_bytes,
                                       timeline_png, video_page_html)
-from inference.evidence_rows import aggregation_of, crop_rows, person_rows, top_crops
+from inference.evidence_rows import crop_rows, person_rows, top_crops
 from inference.pipeline import PredictionConfig, VideoResult, prepare_video
 
 MARKER = "evidence-report.json"
@@ -154,7 +154,7 @@ class EvidenceReport:
         return float(self.calibration.apply(result.score))
 
     def aggregation_note(self, result: VideoResult) -> str:
-        aggregation = aggregation_of(result, self.card)
+        aggregation = result.aggregation
         if result.score is None:
             return f"Aggregation {aggregation}: nothing to aggregate."
         scores = [r.score for r in crop_rows(result)]
@@ -167,10 +167,13 @@ class EvidenceReport:
         if aggregation == "mean":
             return f"Aggregation mean: the plain mean of {len(scores)} crop scores.{per_model}{calibrated}"
         if aggregation == "per_person":
-            decided = [p for p in person_rows(result, self.card) if p.decided]
-            which = f"person {decided[0].track}" if decided else "no single person"
+            decided = [p for p in person_rows(result) if p.decided]
+            which = (f"person {decided[0].track} decided" if decided else
+                     f"no person was seen in {self.card.person_min_frames} sampled frames or more, so the confident "
+                     f"strategy over all crops decided")
             return (f"Aggregation per_person: the confident strategy within each person; the video takes the highest "
-                    f"person's score, here {which}.{calibrated}")
+                    f"score among the people seen in at least {self.card.person_min_frames} sampled frames. Here "
+                    f"{which}.{calibrated}")
         t = self.card.confident_threshold
         above, below = sum(s > t for s in scores), sum(s < 0.2 for s in scores)
         if above > len(scores) // 2.5 and above > 11:
@@ -204,7 +207,7 @@ class EvidenceReport:
         timeline = None
         if rows:
             atomic_write_bytes(files_dir / "timeline.png",
-                               timeline_png(rows, self.card, aggregation_of(result, self.card)))
+                               timeline_png(rows, self.card, result.aggregation))
             timeline = f"{files_name}/timeline.png"
         keyframe_files = []
         for number, keyframe in enumerate(result.keyframes.frames if result.keyframes else [], 1):
@@ -218,11 +221,11 @@ class EvidenceReport:
                 atomic_write_bytes(files_dir / f"crop_{number}.jpg", jpeg_bytes(_side(crop)))
                 atomic_write_bytes(files_dir / f"heat_{number}.jpg", jpeg_bytes(_side(heat)))
                 tops.append(TopCrop(row, f"{files_name}/crop_{number}.jpg", f"{files_name}/heat_{number}.jpg"))
-        people = person_rows(result, self.card) if rows else []
+        people = person_rows(result) if rows else []
         keyframes = result.keyframes
         page = VideoPage(
             name=result.name, score=self.shown_score(result), failure=result.failure, reason=result.reason,
-            aggregation=aggregation_of(result, self.card), people=people,
+            aggregation=result.aggregation, people=people,
             frames_scored=len({r.frame for r in rows}),
             frames_sampled=keyframes.frames_sampled if keyframes else None,
             resampled=bool(keyframes and keyframes.resampled), card=self.card, models=self.model_names,

@@ -76,11 +76,11 @@ def timeline_png(rows: Sequence[CropRow], card: ModelCard, aggregation: str) -> 
 
 
 def draw_keyframe(keyframe: Keyframe, rows: Sequence[CropRow]) -> np.ndarray:
-    """The keyframe with each known box of its frame in its person's colour and label."""
+    """The keyframe with each box of its frame in its person's colour and label."""
     image = keyframe.image.copy()
     thickness = max(2, image.shape[1] // 320)
     for row in rows:
-        if row.frame != keyframe.index or row.box is None:
+        if row.frame != keyframe.index:
             continue
         x1, y1, x2, y2 = (int(round(v * keyframe.scale)) for v in row.box)
         colour = track_colour(row.track)

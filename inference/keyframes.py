@@ -2,7 +2,7 @@
 
 The pipeline drops a video's full frames once its faces are cropped; with `PredictionConfig.keyframes` > 0 it
 first keeps this many of them, evenly spread over the sampled frames that hold a face (over all sampled frames
-when none does), with the detector's boxes of those frames.
+when none does). The boxes drawn on them are the crops' (VideoResult.crop_boxes).
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from core import faces
 
 KEYFRAME_WIDTH = 640  # pixels; enough to see who is where, small enough to pass between processes
 
@@ -22,7 +21,6 @@ class Keyframe:
     index: int  # the frame's true index in the video
     image: np.ndarray  # RGB uint8, at most KEYFRAME_WIDTH wide
     scale: float  # image pixels per full-frame pixel
-    boxes: list[tuple[int, int, int, int]]  # detector boxes in full-frame pixels, in face-index order
 
 
 @dataclass
@@ -48,15 +46,12 @@ def shrink(image: np.ndarray, width: int = KEYFRAME_WIDTH) -> tuple[np.ndarray, 
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
 
 
-def pick_keyframes(indices: Sequence[int], frames: Sequence[np.ndarray], boxes_per_frame: Sequence,
-                   count: int, downscale: int, resampled: bool = False) -> Keyframes:
-    """Keep `count` frames (shrunk) with their detector boxes scaled to full-frame pixels as the crops are."""
+def pick_keyframes(sampled, boxes_per_frame: Sequence, count: int) -> Keyframes:
+    """Keep `count` of the sampled frames (kernel_utils.SampledFrames), shrunk, preferring frames with a face."""
     with_face = [i for i, boxes in enumerate(boxes_per_frame) if boxes is not None]
-    chosen = spread(with_face or list(range(len(indices))), count)
+    chosen = spread(with_face or list(range(len(sampled.indices))), count)
     kept = []
     for position in chosen:
-        image, scale = shrink(frames[position])
-        boxes = boxes_per_frame[position] if position < len(boxes_per_frame) else None
-        full_boxes = [faces.scale_box(box, downscale) for box in boxes] if boxes is not None else []
-        kept.append(Keyframe(int(indices[position]), image, scale, full_boxes))
-    return Keyframes(len(indices), resampled, kept)
+        image, scale = shrink(sampled.frames[position])
+        kept.append(Keyframe(int(sampled.indices[position]), image, scale))
+    return Keyframes(len(sampled.indices), sampled.resampled, kept)

@@ -2,7 +2,8 @@
 
     <output>             filename,label          every video, sorted; unscorable videos get 0.5 (Kaggle needs a row)
     <output>.errors.csv  filename,reason         one row per unscorable video ("unreadable: ..." / "no face: ...")
-    <output>.crops.csv   filename,frame,face,score,thumbnail   score = mean over models of the crop's sigmoid
+    <output>.crops.csv   filename,frame,face,track,score,thumbnail   score = mean over models of the crop's sigmoid
+    <output>.people.csv  one row per video and face track (inference.people.PEOPLE_COLUMNS), every aggregation
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from typing import Sequence
 
 import cv2
 
+from inference.people import PEOPLE_COLUMNS
 from inference.pipeline import NO_FACE, UNREADABLE, VideoResult
+from core.tracks import CROWDED
 from core.atomic import atomic_write_bytes, atomic_write_image
 
 UNSCORED_LABEL = 0.5
@@ -28,6 +31,10 @@ def errors_path(output: Path) -> Path:
 
 def crops_path(output: Path) -> Path:
     return Path(f"{output}.crops.csv")
+
+
+def people_path(output: Path) -> Path:
+    return Path(f"{output}.people.csv")
 
 
 def _write_csv(path: Path, header: Sequence[str], rows) -> None:
@@ -59,10 +66,20 @@ def write_outputs(results: Sequence[VideoResult], output: Path, crops_dir: Path 
                ((r.name, f"{r.failure}: {r.reason}") for r in results if r.score is None))
     rows = []
     for r in results:
-        for (frame, face), score in zip(r.crop_keys, r.crop_scores if r.crop_scores is not None else []):
+        scores = r.crop_scores if r.crop_scores is not None else []
+        for (frame, face), track, score in zip(r.crop_keys, r.crop_tracks, scores):
             thumb = thumbnail_file(crops_dir, r.name, frame, face).resolve() if crops_dir else ""
-            rows.append((r.name, frame, face, f"{score:.6f}", thumb))
-    _write_csv(crops_path(output), ("filename", "frame", "face", "score", "thumbnail"), rows)
+            rows.append((r.name, frame, face, track, f"{score:.6f}", thumb))
+    _write_csv(crops_path(output), ("filename", "frame", "face", "track", "score", "thumbnail"), rows)
+    _write_csv(people_path(output), PEOPLE_COLUMNS, (_people_row(r.name, person) for r in results for person in r.people))
+
+
+def _people_row(name: str, person: dict) -> tuple:
+    values = {**person, "filename": name}
+    for column in ("x1", "y1", "x2", "y2"):
+        values[column] = f"{values[column]:.1f}"
+    values["score"] = f"{values['score']:.6f}"
+    return tuple(values[column] for column in PEOPLE_COLUMNS)
 
 
 def summary_line(results: Sequence[VideoResult]) -> str:
@@ -77,4 +94,9 @@ def print_summary(results: Sequence[VideoResult], output: Path) -> None:
     for r in sorted(results, key=lambda r: r.name):
         if r.score is None:
             print(f"[predict]   {r.name}: {r.failure}: {r.reason}", file=sys.stderr)
-    print(f"[predict] wrote {output}, {errors_path(output)}, {crops_path(output)}", file=sys.stderr)
+    crowded = sum(len(r.people) > CROWDED for r in results)
+    if crowded:
+        print(f"[predict] {crowded} video(s) with more than {CROWDED} people (face tracks); each is scored, see "
+              f"{people_path(output)}", file=sys.stderr)
+    print(f"[predict] wrote {output}, {errors_path(output)}, {crops_path(output)}, {people_path(output)}",
+          file=sys.stderr)

@@ -23,6 +23,7 @@ import kernel_utils as ku
 from core import faces
 from core.card import RELEASE_CARD, ModelCard
 from core.video import VideoReadError, half_size
+from inference import people as people_
 from inference.keyframes import Keyframes, pick_keyframes
 
 UNREADABLE = "unreadable"
@@ -51,6 +52,8 @@ class PreparedVideo:
     half_frames: Sequence[np.ndarray] | torch.Tensor | None = None  # a tensor while crossing processes
     crops: ku.FaceCrops | None = None
     keyframes: Keyframes | None = None
+    crop_tracks: list[int] = field(default_factory=list)  # parallel to crops.keys
+    crop_boxes: np.ndarray | None = None  # (n, 4) full-frame face boxes of the crops
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -65,7 +68,17 @@ class VideoResult:
     crop_scores: np.ndarray | None = None  # ensemble mean of the sigmoid per crop
     crop_images: np.ndarray | None = None  # model inputs, only kept when thumbnails are wanted
     keyframes: Keyframes | None = None  # only kept for the evidence report (PredictionConfig.keyframes)
+    crop_tracks: list[int] = field(default_factory=list)  # person (track) id of each crop, see core/tracks.py
+    crop_boxes: np.ndarray | None = None  # (n, 4) float32 face box of each crop, full-frame pixels
+    people: list[dict] = field(default_factory=list)  # one row per track, inference.people.PEOPLE_COLUMNS
+    aggregation: str = "confident"  # the aggregation that produced `score`
     seconds: dict[str, float] = field(default_factory=dict)
+
+    def rename(self, name: str) -> None:
+        """Name the video (and its people rows) as the output rows name it."""
+        self.name = name
+        for person in self.people:
+            person["filename"] = name
 
 
 _worker_mtcnn = None
@@ -94,9 +107,11 @@ def detect_and_crop(prepared: PreparedVideo, mtcnn, config: PredictionConfig) ->
     boxes = ku.detect_faces(mtcnn, prepared.half_frames, config.frames_per_detector_call)
     detected = time.perf_counter()
     prepared.crops = ku.crop_faces(prepared.frames, boxes, config.card)
+    track_ids, _stats = people_.track_faces(prepared.half_frames, boxes, config.card)
+    prepared.crop_tracks, prepared.crop_boxes = people_.crop_tracks_and_boxes(
+        prepared.crops.keys, prepared.frames.indices, boxes, track_ids, config.card)
     if config.keyframes:
-        prepared.keyframes = pick_keyframes(prepared.frames.indices, prepared.frames.frames, boxes, config.keyframes,
-                                            config.card.detector_downscale, prepared.frames.resampled)
+        prepared.keyframes = pick_keyframes(prepared.frames, boxes, config.keyframes)
     prepared.seconds["detect"] = detected - started
     prepared.seconds["crop"] = time.perf_counter() - detected
     prepared.frames = prepared.half_frames = None  # no need to ship full frames back
@@ -144,23 +159,28 @@ def _init_worker(_worker_id: int) -> None:
 
 def score_prepared(prepared: PreparedVideo, models: Sequence[torch.nn.Module], config: PredictionConfig,
                    keep_images: bool = False) -> VideoResult:
-    """Classify the crops of one prepared video and aggregate them (confident strategy per model, then mean)."""
-    name = prepared.path.name
+    """Classify the crops of one prepared video and aggregate them (by default the confident strategy per model,
+    then the mean; see inference/people.py for per_person and the per-track scores)."""
+    name, aggregation = prepared.path.name, config.card.aggregation
     if prepared.error is not None:
-        return VideoResult(name, None, UNREADABLE, prepared.error, seconds=prepared.seconds)
+        return VideoResult(name, None, UNREADABLE, prepared.error, aggregation=aggregation, seconds=prepared.seconds)
     crops = prepared.crops
     if len(crops.keys) == 0:
         reason = f"no face found in {len(prepared.frames.indices) if prepared.frames else crops.frames_without_face}" \
                  f" sampled frames"
-        return VideoResult(name, None, NO_FACE, reason, keyframes=prepared.keyframes, seconds=prepared.seconds)
+        return VideoResult(name, None, NO_FACE, reason, aggregation=aggregation, keyframes=prepared.keyframes,
+                           seconds=prepared.seconds)
     started = time.perf_counter()
     probabilities = ku.predict_probabilities(models, crops.inputs, config.device, config.dtype, config.batch_size,
                                              config.card)
-    score = ku.ensemble_score(probabilities, config.card)
+    people = people_.people_of_video(name, probabilities, crops.keys, prepared.crop_tracks, prepared.crop_boxes,
+                                     config.card)
+    score = people_.video_score(probabilities, people, config.card)
     prepared.seconds["classify"] = time.perf_counter() - started
     return VideoResult(name, score, crop_keys=crops.keys, crop_scores=probabilities.mean(axis=0),
-                       crop_images=crops.inputs if keep_images else None, keyframes=prepared.keyframes,
-                       seconds=prepared.seconds)
+                       crop_images=crops.inputs if keep_images else None, crop_tracks=prepared.crop_tracks,
+                       crop_boxes=prepared.crop_boxes, people=people, aggregation=aggregation,
+                       keyframes=prepared.keyframes, seconds=prepared.seconds)
 
 
 def predict_videos(paths: Sequence[Path], models: Sequence[torch.nn.Module], config: PredictionConfig,

@@ -5,7 +5,8 @@
 
 The first line is {"run_key": {...}}: the settings that change the scores (checkpoint names, sizes and
 mtimes, their model cards as used, precision, detector placement, test folder, thumbnail folder). Each further line is
-one VideoResult: {"name", "score", "failure", "reason", "crop_keys", "crop_scores"}, flushed as soon as the
+one VideoResult: {"name", "score", "failure", "reason", "crop_keys", "crop_scores", "crop_tracks", "crop_boxes",
+"people", "aggregation"}, flushed as soon as the
 video is done, so an interruption loses at most the video in flight. The files stay after the final CSVs
 are written: a rerun of a finished run scores nothing and writes the same files.
 """
@@ -56,13 +57,20 @@ def run_key(weights: list[Path], cards: list[dict], precision: str, detector: st
 def to_record(result: VideoResult) -> dict:
     scores = [] if result.crop_scores is None else [float(s) for s in result.crop_scores]
     return {"name": result.name, "score": result.score, "failure": result.failure, "reason": result.reason,
-            "crop_keys": [list(k) for k in result.crop_keys], "crop_scores": scores}
+            "crop_keys": [list(k) for k in result.crop_keys], "crop_scores": scores,
+            "crop_tracks": [int(t) for t in result.crop_tracks],
+            "crop_boxes": [] if result.crop_boxes is None else result.crop_boxes.tolist(),
+            "people": result.people, "aggregation": result.aggregation}
 
 
 def from_record(record: dict) -> VideoResult:
     return VideoResult(record["name"], record["score"], record["failure"], record["reason"],
                        crop_keys=[tuple(k) for k in record["crop_keys"]],
-                       crop_scores=np.asarray(record["crop_scores"], dtype=np.float64))
+                       crop_scores=np.asarray(record["crop_scores"], dtype=np.float64),
+                       crop_tracks=[int(t) for t in record.get("crop_tracks", [])],
+                       crop_boxes=np.asarray(record.get("crop_boxes", []), dtype=np.float32).reshape(-1, 4),
+                       people=[dict(person) for person in record.get("people", [])],
+                       aggregation=record.get("aggregation", "confident"))
 
 
 def _read_lines(path: Path) -> list[dict]:

@@ -3,8 +3,10 @@
 Only every --frame-stride-th frame is converted. On CUDA, worker processes decode videos without loading torch and
 the main process runs the detector on batches of equally sized frames taken across videos. On the CPU each
 worker decodes a video and detects its faces itself, on one thread, in batches of --batch-size frames of that
-video (as the original batched). boxes/<id>.json per video:
-{"<true frame index>": [[x1, y1, x2, y2], ...] in half-resolution pixels, largest face first | null}.
+video (as the original batched). The boxes are then linked into face tracks (core/tracks.py, settings recorded in
+the manifest). boxes/<id>.json per video:
+{"<true frame index>": [[x1, y1, x2, y2, track], ...] in half-resolution pixels, largest face first | null},
+where track numbers the video's people by first appearance, then size (docs/people.md).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from core.atomic import atomic_write_json
 from core.faces import DETECT_THRESHOLDS, DETECTOR_DOWNSCALE, detect_batch, make_mtcnn
 from core.layout import VideoEntry, boxes_path
 from core.processes import end_helper_processes, limit_library_threads, run_parallel
+from core.tracks import CROWDED, TrackStats, link_tracks, scene_cuts, tracker_for_stride
 from core.video import VideoReadError, header_frame_count, iter_frames
 from preprocessing.common import RunSummary
 from preprocessing.manifest import ManifestError, check_rerun, write_manifest
@@ -47,6 +50,7 @@ class DecodedVideo:
     name: str  # the file name, for reports
     indices: list[int] = field(default_factory=list)
     frames: np.ndarray | None = None  # (N, H, W, 3) RGB uint8
+    cuts: list[bool] = field(default_factory=list)  # per kept frame: a new shot starts there (core.tracks)
     undecodable_kept_frames: int = 0
     error: str | None = None
 
@@ -61,7 +65,8 @@ def decode_for_detection(job: tuple[VideoEntry, int, bool]) -> DecodedVideo:
         expected = -(-header_frame_count(entry.path) // stride)  # kept frames the header promises (0 if unknown)
         indices = [index for index, _ in decoded]
         frames = np.stack([frame for _, frame in decoded])
-        return DecodedVideo(entry.video_id, entry.name, indices, frames, max(expected - len(indices), 0))
+        cuts = scene_cuts(frames, tracker_for_stride(stride))
+        return DecodedVideo(entry.video_id, entry.name, indices, frames, cuts, max(expected - len(indices), 0))
     except VideoReadError as err:
         return DecodedVideo(entry.video_id, entry.name, error=str(err))
     except Exception as err:  # an unexpected decoder failure must not stop the other videos
@@ -172,9 +177,20 @@ def detected_on_cpu(entries: list[VideoEntry], stride: int, workers: int,
     yield from run_parallel(detect_in_worker, jobs, workers, desc="detect faces (videos)", start_method="fork")
 
 
-def boxes_json(indices: list[int], boxes: list) -> dict[str, list | None]:
-    return {str(index): (None if frame_boxes is None else frame_boxes.tolist())
-            for index, frame_boxes in zip(indices, boxes)}
+def boxes_json(indices: list[int], boxes: list, tracks: list) -> dict[str, list | None]:
+    """{frame: [[x1, y1, x2, y2, track], ...] or None}."""
+    return {str(index): (None if frame_boxes is None else
+                         [[*box, track] for box, track in zip(frame_boxes.tolist(), frame_tracks)])
+            for index, frame_boxes, frame_tracks in zip(indices, boxes, tracks)}
+
+
+def count_tracks(summary: RunSummary, stats: TrackStats) -> None:
+    """The tracker's counts in the step's summary (bad input is counted, never fatal)."""
+    counts = {"face tracks": stats.tracks,
+              "frames without the face inside a track (bridged)": stats.bridged_misses,
+              "tracks ended by a gap or a scene cut (the face may come back as a new track)": stats.lost,
+              "scene cuts": stats.cuts, f"videos with more than {CROWDED} tracks": stats.crowded}
+    summary.notes.update({name: count for name, count in counts.items() if count})
 
 
 def parse_args(argv):
@@ -203,7 +219,8 @@ def detection_settings(frame_stride: int, crop_every: int) -> dict:
             f"({', '.join(str(d) for d in range(1, crop_every + 1) if crop_every % d == 0)}), or crop the detected "
             f"frames with --crop-every {frame_stride} (or a multiple of it).")
     return {"frame_stride": frame_stride, "crop_every": crop_every, "detector_thresholds": list(DETECT_THRESHOLDS),
-            "detector_downscale": DETECTOR_DOWNSCALE, "half_size": "PIL bicubic"}
+            "detector_downscale": DETECTOR_DOWNSCALE, "half_size": "PIL bicubic",
+            "tracker": tracker_for_stride(frame_stride).to_dict()}
 
 
 def main(argv: Iterable[str] | None = None) -> RunSummary:
@@ -240,7 +257,9 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
 
     def write(video: DecodedVideo, boxes: list) -> None:
         summary.frames_without_face += sum(frame_boxes is None for frame_boxes in boxes)
-        atomic_write_json(boxes_path(args.root_dir, video.video_id), boxes_json(video.indices, boxes))
+        tracks, stats = link_tracks(boxes, tracker_for_stride(args.frame_stride), video.cuts)
+        count_tracks(summary, stats)
+        atomic_write_json(boxes_path(args.root_dir, video.video_id), boxes_json(video.indices, boxes, tracks))
         finished.append(video.video_id)
         summary.done += 1
 

@@ -2,7 +2,9 @@
 
 A fake is cropped where its original's faces are, which keeps real and fake crops pixel-aligned; this only
 holds when the fake has the original's frame count and resolution, so fakes that differ are reported and
-skipped. Output: crops/<id>/<frame>_<actor>.png (BGR), then a done marker per video.
+skipped. Output: crops/<id>/<frame>_<track>.png (BGR), then a done marker per video; the second number is the
+box's track id (the same person throughout the video, and in its fakes), or its detection index in roots whose
+boxes were made before tracks.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import cv2
 from core.atomic import atomic_write_image
 from core.processes import end_helper_processes
 from core.faces import CROP_PAD_DIVISOR, crop_face, scale_box
-from core.layout import VideoEntry, boxes_path, crop_name, crops_folder, load_boxes
+from core.layout import VideoEntry, box_actors, boxes_path, crop_name, crops_folder, load_boxes
 from core.video import header_geometry, iter_frames
 from preprocessing.common import RunSummary, is_done, write_done_marker
 from preprocessing.manifest import require
@@ -59,8 +61,8 @@ def crop_video(job: tuple) -> RunSummary:
         summary.frames_without_face += sum(boxes[index] is None for index in wanted)
         with_face = {index for index in wanted if boxes[index]}
         for index, frame in iter_frames(entry.path, keep=with_face.__contains__, threads=decoder_threads):
-            for actor, box in enumerate(boxes[index]):
-                crop = crop_face(frame, scale_box(box))
+            for actor, box in zip(box_actors(boxes[index]), boxes[index]):
+                crop = crop_face(frame, scale_box(box[:4]))
                 if crop.size == 0:
                     summary.notes["boxes outside the frame"] += 1
                     continue

@@ -2,6 +2,9 @@
 
 diffs/<fake_id>/<frame>_<actor>_diff.png: grey uint8, 255 * clip(1 - SSIM map, 0, 1) converted BGR -> grey.
 The clip fixes the original's uint8 wrap-around where SSIM < 0. Crops of different shapes are reported.
+
+Per fake, diffs/<fake_id>/tracks.json records how much each person changed: {"<track>": mean of that track's
+diff masks / 255}. generate_folds turns it into the `changed` column (core/changes.py holds the rule).
 """
 from __future__ import annotations
 
@@ -15,10 +18,11 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from core.atomic import atomic_write_image
+from core.atomic import atomic_write_image, atomic_write_json
+from core.changes import TRACK_CHANGES_FILE
 from core.processes import end_helper_processes
 from preprocessing.common import RunSummary, is_done, write_done_marker
-from core.layout import crops_folder, diff_path, diffs_folder, list_crops
+from core.layout import crops_folder, diff_path, diffs_folder, list_crops, parse_crop_name
 from preprocessing.manifest import require
 from preprocessing.step import (begin_step, folder_bytes, make_parser, record_finished, run_video_jobs, shard_of,
                                 video_job)
@@ -40,6 +44,7 @@ def diffs_of_fake(job: tuple) -> RunSummary:
         fake_dir, original_dir = crops_folder(root, fake_id), crops_folder(root, original_id)
         out = diffs_folder(root, fake_id)
         out.mkdir(parents=True, exist_ok=True)
+        per_track: dict[int, list[float]] = {}
         for name in list_crops(fake_dir):
             if not (original_dir / name).is_file():
                 summary.notes["fake crops with no original crop"] += 1
@@ -54,7 +59,11 @@ def diffs_of_fake(job: tuple) -> RunSummary:
                 summary.notes["shape mismatch"] += 1
                 summary.fail(str(fake_dir / name), f"shape {fake.shape} differs from original {original.shape}")
                 continue
-            atomic_write_image(diff_path(root, fake_id, name), ssim_difference(fake, original))
+            difference = ssim_difference(fake, original)
+            atomic_write_image(diff_path(root, fake_id, name), difference)
+            per_track.setdefault(parse_crop_name(name)[1], []).append(float(difference.mean()) / 255)
+        atomic_write_json(out / TRACK_CHANGES_FILE, {str(track): float(np.mean(values))
+                                                     for track, values in sorted(per_track.items())})
         write_done_marker(out)
         summary.done = 1
     return summary
@@ -63,7 +72,7 @@ def diffs_of_fake(job: tuple) -> RunSummary:
 def main(argv: Iterable[str] | None = None) -> RunSummary:
     args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
     entries, summary, settings = begin_step(
-        args, STEP, lambda: {"difference": "255 * clip(1 - SSIM, 0, 1), grey",
+        args, STEP, lambda: {"difference": "255 * clip(1 - SSIM, 0, 1), grey", "per_track": "mean of the masks / 255",
                              "crops": require(args.root_dir, "extract_crops", STEP)},
         outputs=f"diffs in {args.root_dir / 'diffs'}",
         how_to_keep="Make the crops with the settings the diffs were made from")

@@ -1,9 +1,12 @@
-"""Step 5: folds.csv, one row per face crop: video,file,label,original,frame,fold.
+"""Step 5: folds.csv, one row per face crop: video,file,label,original,frame,fold,track,changed.
 
 The fold comes from the DFDC part number: with sz = 50 // n_splits, fold = min(part // sz, n_splits - 1)
 (16 splits: parts 0-2 -> fold 0, the holdout; parts 45-49 -> fold 15). A fake is always in its original's
 fold. Every crop that exists is a row: all actors, all frames, and real videos that have no fake.
 Rows are shuffled with --seed. Needs the crops of ALL videos, so run it once, after every shard finished.
+track: the crop's person (face track); changed: for a fake's crop, 1 when that person was changed, 0 when not
+(core/changes.py, from generate_diffs' tracks.json), empty for reals. Both are empty in roots whose boxes were
+made before tracks.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ use_steady_allocator(__name__)  # first: glibc reads its malloc settings only wh
 
 import csv
 import io
+import json
 import logging
 import random
 from pathlib import Path
@@ -21,7 +25,8 @@ from typing import Iterable
 from core.atomic import atomic_write_bytes
 from core.layout import VideoEntry
 from preprocessing.common import RunSummary, is_done
-from core.layout import FOLDS_COLUMNS, FOLDS_FILE, crops_folder, list_crops, parse_crop_name
+from core.changes import TRACK_CHANGES_FILE, changed_tracks
+from core.layout import FOLDS_COLUMNS, FOLDS_FILE, TRACK_COLUMNS, crops_folder, diffs_folder, list_crops, parse_crop_name
 from preprocessing.manifest import require, write_manifest
 from preprocessing.step import make_parser, refused_settings, start_step
 
@@ -57,7 +62,20 @@ def video_folds(entries: dict[str, VideoEntry], n_splits: int, summary: RunSumma
     return folds
 
 
-def fold_rows(root: Path, entries: dict[str, VideoEntry], folds: dict[str, int], summary: RunSummary) -> list[tuple]:
+def fake_changes(root: Path, video_id: str, summary: RunSummary) -> dict[int, bool]:
+    """{track: changed} of one fake, counted in the summary; {} (empty cells) when generate_diffs measured none."""
+    path = diffs_folder(root, video_id) / TRACK_CHANGES_FILE
+    if not path.is_file():
+        summary.notes["fakes without tracks.json from generate_diffs (changed left empty)"] += 1
+        return {}
+    changes = changed_tracks({int(track): value for track, value in json.loads(path.read_text()).items()})
+    summary.notes["fake tracks"] += len(changes)
+    summary.notes["fake tracks found unchanged"] += sum(not changed for changed in changes.values())
+    return changes
+
+
+def fold_rows(root: Path, entries: dict[str, VideoEntry], folds: dict[str, int], summary: RunSummary,
+              tracked: bool) -> list[tuple]:
     rows = []
     for video_id in sorted(folds):
         entry = entries[video_id]
@@ -66,9 +84,12 @@ def fold_rows(root: Path, entries: dict[str, VideoEntry], folds: dict[str, int],
             summary.notes["videos without finished crops (not in folds.csv)"] += 1
             log.warning("generate_folds: %s has no finished crops folder %s; it gets no rows", entry.name, folder)
             continue
+        changes = fake_changes(root, video_id, summary) if tracked and entry.is_fake else {}
         for name in list_crops(folder):
-            frame, _actor = parse_crop_name(name)
-            rows.append((video_id, name, int(entry.is_fake), entry.original_id, frame, folds[video_id]))
+            frame, actor = parse_crop_name(name)
+            changed = int(changes[actor]) if actor in changes else ""
+            rows.append((video_id, name, int(entry.is_fake), entry.original_id, frame, folds[video_id],
+                         actor if tracked else "", changed))
         summary.done += 1
     return rows
 
@@ -76,7 +97,7 @@ def fold_rows(root: Path, entries: dict[str, VideoEntry], folds: dict[str, int],
 def csv_bytes(rows: list[tuple]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(FOLDS_COLUMNS)
+    writer.writerow(FOLDS_COLUMNS + TRACK_COLUMNS)
     writer.writerows(rows)
     return buffer.getvalue().encode()
 
@@ -96,7 +117,11 @@ def main(argv: Iterable[str] | None = None) -> RunSummary:
         log.info("generate_folds covers all videos; --num-shards/--shard-index are ignored")
     out = args.out or args.root_dir / FOLDS_FILE
     folds = video_folds(entries, args.n_splits, summary)
-    rows = fold_rows(args.root_dir, entries, folds, summary)
+    tracked = "tracker" in crops["boxes"]
+    if not tracked:
+        log.warning("generate_folds: the boxes under %s were made before tracks, so the track and changed columns "
+                    "stay empty; rerun preprocess_data.sh on a fresh root to get them", args.root_dir)
+    rows = fold_rows(args.root_dir, entries, folds, summary, tracked)
     random.Random(args.seed).shuffle(rows)
     content = csv_bytes(rows)
     if out.is_file() and out.read_bytes() == content:

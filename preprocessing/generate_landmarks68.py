@@ -14,8 +14,8 @@ import cv2
 from core.atomic import atomic_write_npy
 from core.faces import box_in_crop, scale_box
 from core.landmarks68 import dlib_shape_predictor_path, hog_face_box, predict_landmarks_68
-from core.layout import (boxes_path, crops_folder, landmarks68_folder, landmarks68_path, list_crops, load_boxes,
-                         parse_crop_name)
+from core.layout import (box_of_actor, boxes_path, crops_folder, landmarks68_folder, landmarks68_path, list_crops,
+                         load_boxes, parse_crop_name)
 from preprocessing.common import RunSummary, write_done_marker
 from preprocessing.manifest import require
 from preprocessing.step import (begin_step, folder_bytes, make_parser, reals_with_crops, record_finished,
@@ -42,7 +42,7 @@ def landmarks68_of_video(job: tuple) -> RunSummary:
             box = hog_face_box(image)
             if box is None:
                 summary.notes[FALLBACK_NOTE] += 1
-                box = box_in_crop(scale_box(boxes[frame][actor]))
+                box = box_in_crop(scale_box(box_of_actor(boxes[frame], actor)))
             points = predict_landmarks_68(image, box)
             atomic_write_npy(landmarks68_path(root, video_id, name), points)
         write_done_marker(out)

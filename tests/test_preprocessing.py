@@ -70,8 +70,8 @@ def test_outputs_have_the_contract_formats(preprocessed_demo):
         boxes = json.loads((preprocessed_demo / "boxes" / f"{entry.video_id}.json").read_text())
         assert boxes and all(int(key) % 10 == 0 for key in boxes)
         for frame_boxes in boxes.values():
-            assert frame_boxes is None or all(len(box) == 4 and box[0] < box[2] and box[1] < box[3]
-                                              for box in frame_boxes)
+            assert frame_boxes is None or all(len(box) == 5 and box[0] < box[2] and box[1] < box[3]
+                                              and box[4] >= 0 for box in frame_boxes)
     for entry in entries.values():
         crops_dir = preprocessed_demo / "crops" / entry.video_id
         assert (crops_dir / ".done").is_file()
@@ -89,7 +89,7 @@ def test_outputs_have_the_contract_formats(preprocessed_demo):
                                   cv2.IMREAD_UNCHANGED)
                 assert diff.dtype == np.uint8 and diff.shape == crop.shape[:2]
     rows = read_folds(preprocessed_demo / "folds.csv")
-    assert list(rows[0]) == ["video", "file", "label", "original", "frame", "fold"]
+    assert list(rows[0]) == ["video", "file", "label", "original", "frame", "fold", "track", "changed"]
 
 
 def test_detected_boxes_overlap_the_known_faces(preprocessed_demo):
@@ -100,7 +100,7 @@ def test_detected_boxes_overlap_the_known_faces(preprocessed_demo):
             continue
         for frame, boxes in load_boxes(preprocessed_demo / "boxes" / f"{entry.video_id}.json").items():
             assert boxes, f"{entry.name}: no face at frame {frame}"
-            assert iou(scale_box(boxes[0]), truth[entry.name][frame]) >= 0.5, (entry.name, frame)
+            assert iou(scale_box(boxes[0][:4]), truth[entry.name][frame]) >= 0.5, (entry.name, frame)
             checked += 1
     assert checked >= 18
 
@@ -251,7 +251,7 @@ def test_frame_keys_stay_true_after_an_undecodable_frame(tmp_path):
     boxes = load_boxes(tmp_path / "boxes" / "moving.json")
     assert set(boxes) == {0, 5, 15, 20, 25}
     # the face moves 4 px per frame: a box found at the key's own position proves the key is the true index
-    offsets = [scale_box(boxes[key][0])[0] - 4 * key for key in sorted(boxes)]
+    offsets = [scale_box(boxes[key][0][:4])[0] - 4 * key for key in sorted(boxes)]
     assert max(offsets) - min(offsets) <= 8, offsets
 
 

@@ -36,6 +36,7 @@ from core.runtime import Context
 from training.datasets.classifier_dataset import (DataError, DatasetOptions, DeepFakeClassifierDataset, read_folds,
                                                   reseed_worker, select_rows)
 from training.datasets.sbi_dataset import SelfBlendedPairs, SelfBlendedValidation, collate_pairs, real_rows
+from training.datasets.unchanged_tracks import TracksMissing, apply_unchanged_tracks, check_folds_have_tracks
 from training.losses import WeightedLosses, balanced_loss
 from training.pipelines.run_log import RunLog
 from training.pipelines.train_state import ResumeError, TrainState, capture_rng
@@ -157,17 +158,24 @@ def create_network(config: dict, args: argparse.Namespace, pretrained: bool) -> 
         raise ConfigError(f"{args.config}: {err}") from err
 
 
+def folds_csv_path(args: argparse.Namespace) -> Path:
+    return Path(args.folds_csv) if Path(args.folds_csv).is_absolute() else Path(args.data_dir) / args.folds_csv
+
+
 def make_datasets(config: dict, args: argparse.Namespace, context: Context):
     """(train dataset, val dataset or None on ranks other than 0); with "fakes": "sbi", real crops and their
     self-blends only."""
     data_dir = Path(args.data_dir)
-    folds_csv = Path(args.folds_csv) if Path(args.folds_csv).is_absolute() else data_dir / args.folds_csv
-    folds = read_folds(folds_csv)
+    folds_csv = folds_csv_path(args)
+    folds = apply_unchanged_tracks(read_folds(folds_csv), config["unchanged_tracks"])
     options = DatasetOptions(data_root=data_dir, crops_dir=args.crops_dir, label_smoothing=args.label_smoothing,
                              hardcore=not args.no_hardcore, oversample_real=not args.no_oversample,
                              normalize_mean=config["normalize"]["mean"], normalize_std=config["normalize"]["std"])
     sbi = config["fakes"] == "sbi"
     if sbi:
+        if config["unchanged_tracks"] != "fake":
+            raise DataError(f"{args.config}: \"unchanged_tracks\" relabels the dataset's fake crops, and "
+                            f"\"fakes\": \"sbi\" trains on real crops only; leave it at \"fake\"")
         check_sbi_inputs(data_dir, args)
         folds = real_rows(folds)
     splits = {mode: select_rows(folds, args.fold, mode) for mode in ("train", "val")}
@@ -330,6 +338,10 @@ def run(args: argparse.Namespace, context: Context) -> None:
         card = card_from_config(config)
     except CardError as err:
         raise ConfigError(f"{args.config}: {err}") from err
+    try:
+        check_folds_have_tracks(folds_csv_path(args), config["unchanged_tracks"])
+    except TracksMissing as err:
+        raise DataError(str(err)) from None
     runtime.seed_everything(args.seed + context.rank)
     if context.device.type == "cuda":
         torch.backends.cudnn.benchmark = True

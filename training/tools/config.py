@@ -24,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     # Where the fake samples come from: "dataset" (the fake videos' crops, the original) or "sbi" (real crops
     # only, each paired with a self-blended copy made on the fly; training/datasets/sbi.py).
     "fakes": "dataset",
+    # The crops of the people a fake video left untouched: "fake" (the original's labels), "real" or "drop";
+    # see training/datasets/unchanged_tracks.py and docs/people.md.
+    "unchanged_tracks": "fake",
     "optimizer": {
         "type": "SGD",
         "batch_size": None,  # per process (GPU)
@@ -46,12 +49,13 @@ DEFAULTS: dict[str, Any] = {
     "inference": {
         "frames_per_video": RELEASE_CARD.frames_per_video,
         "detector_thresholds": list(RELEASE_CARD.detector_thresholds),
-        "aggregation": RELEASE_CARD.aggregation,  # or "mean"
+        "aggregation": RELEASE_CARD.aggregation,  # or "mean", or "per_person" (docs/people.md)
         "confident_threshold": RELEASE_CARD.confident_threshold,
+        "person_min_frames": RELEASE_CARD.person_min_frames,
     },
 }
 FREE_FORM = {"model_params", "losses"}
-CHOICES = {"fakes": ("dataset", "sbi")}
+CHOICES = {"fakes": ("dataset", "sbi"), "unchanged_tracks": ("fake", "real", "drop")}
 REPLACED_WHOLE = {"losses"}  # a config's own mapping replaces the default instead of adding to it
 
 
