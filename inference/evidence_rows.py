@@ -33,7 +33,9 @@ class PersonRow:
 
 def crop_rows(result: VideoResult) -> list[CropRow]:
     """Every scored crop of the video: (frame, track, box, score)."""
-    scores = [] if result.crop_scores is None else [float(s) for s in result.crop_scores]
+    if result.crop_scores is None or len(result.crop_scores) == 0:
+        return []
+    scores = [float(s) for s in result.crop_scores]
     return [CropRow(position, int(frame), int(track), tuple(float(v) for v in box), score)
             for position, ((frame, _face), track, box, score)
             in enumerate(zip(result.crop_keys, result.crop_tracks, result.crop_boxes, scores))]
