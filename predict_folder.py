@@ -290,7 +290,6 @@ def main(argv=None) -> int:
     if args.report is not None:
         report = evidence.EvidenceReport(args.report, key, loaded, calibration, context.is_main)
         runtime.barrier(context)  # rank 0 has removed pages made with other settings before any rank writes one
-        report.add_finished([(path, finished[name]) for path, name in videos if name in finished], config)
     models = [ku.inference_model(item.model, args.compile) for item in loaded]
     progress_path = progress.progress_file(args.output, context.rank, context.world_size)
     with progress.ProgressWriter(progress_path, key) as progress_writer:
@@ -306,6 +305,8 @@ def main(argv=None) -> int:
             result.crop_images = result.keyframes = None
             progress_writer.append(result)  # after the thumbnails: a recorded video is complete
             results.append(result)
+    if report is not None:  # after the loop: Grad-CAM before the decoding workers start would hang their fork
+        report.add_finished([(path, finished[name]) for path, name in videos if name in finished], config)
     results = runtime.gather_to_main(context, results)
     scored_now = runtime.gather_to_main(context, [len(to_score)])
     if context.is_main:

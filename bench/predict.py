@@ -18,7 +18,7 @@ frames of a video in one call (--detector-batch).
 Each mode first runs one video untimed (MTCNN and model start-up; with --compile this is where it compiles, and
 its time is printed). --report: the pipeline alone, then again writing predict_folder's --report pages (keyframes,
 timeline, Grad-CAM maps of the top crops, the index) into a temporary folder, each after its own untimed first
-video, and the added share of time; no baseline. Otherwise prints seconds per video of both, the ratio baseline / pipeline, each process's peak
+video (in the report's pass, the first video is scored twice), and the added share of time; no baseline. Otherwise prints seconds per video of both, the ratio baseline / pipeline, each process's peak
 resident memory, the time per stage and the largest score difference.
 """
 from __future__ import annotations
@@ -103,21 +103,25 @@ def timed_run(videos, models, config: PredictionConfig) -> tuple[list, float]:
     return results, time.perf_counter() - started
 
 
-def timed_report_run(videos, models, config: PredictionConfig, args) -> tuple[list, float]:
+def timed_report_run(videos, models, config: PredictionConfig, args) -> tuple[list, float, tuple[float, float]]:
     """The pipeline writing the evidence report's pages and index into a temporary folder, as predict_folder does."""
     names = args.models or [f"random_{args.encoder}_{seed}" for seed in range(len(models))]
     loaded = [LoadedClassifier(Path(name), model, config.card, config.card, []) for name, model in zip(names, models)]
     with tempfile.TemporaryDirectory() as folder:
-        started = time.perf_counter()
         report = EvidenceReport(Path(folder), {"bench": True}, loaded, None)
-        results = []
-        for result in predict_videos(videos, models, dataclasses.replace(config, keyframes=KEYFRAMES),
+        results, started = [], None
+        # One pass, its first video untimed (Grad-CAM and matplotlib start-up): a second pass would fork its
+        # decoding workers after Grad-CAM ran in this process, which hangs them.
+        for result in predict_videos([videos[0], *videos], models, dataclasses.replace(config, keyframes=KEYFRAMES),
                                      keep_images=True, progress=False):
             report.add(result)
             result.crop_images = result.keyframes = None
+            if started is None:
+                started, before = time.perf_counter(), cpu_seconds()
+                continue
             results.append(result)
         report.write_index(results)
-        return results, time.perf_counter() - started
+        return results, time.perf_counter() - started, before
 
 
 def cpu_seconds() -> tuple[float, float]:
@@ -150,9 +154,7 @@ def run_mode(args, mode: str, videos: list[Path]) -> dict:
     user, system = (after - start for after, start in zip(cpu_seconds(), before))
     extra = {}
     if args.report:
-        timed_report_run(videos[:1], models, config, args)  # start-up: Grad-CAM, matplotlib's first figure
-        before = cpu_seconds()
-        _, report_seconds = timed_report_run(videos, models, config, args)
+        _, report_seconds, before = timed_report_run(videos, models, config, args)
         report_user, report_system = (after - start for after, start in zip(cpu_seconds(), before))
         extra = {"report_seconds": report_seconds, "report_cpu": report_user + report_system}
     return {**extra, "mode": mode, "seconds": seconds, "user": user, "system": system, "first_video_seconds": first_seconds, "videos": len(results),
