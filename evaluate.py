@@ -13,6 +13,9 @@ group (a one-class group, e.g. an FF++ method's fakes, is ranked against every v
 AUC over the crop scores of <predictions>.crops.csv (or --crops). A metric a missing class makes undefined is null
 in metrics.json, with a note.
 
+Evidence: when predict_folder.py --report wrote a report for exactly these predictions (recorded in
+<predictions>.report.json), each listed mistake in report.html links to its video page there.
+
 Calibration: --fit-calibration OUT.json fits p' = sigmoid(logit(p) / T + b) on the labelled, scored videos, prints
 the log loss before and after on data each fit did not see (k-fold cross-validation), and writes OUT.json with the
 checkpoints the predictions were made with (from the predictions' progress file, or --checkpoint). Apply it with
@@ -32,7 +35,7 @@ from core.cli import HelpFormatter
 from core.damage import named_errors
 from core.datasets import DatasetError, load_collection, parse_label
 from core.layout import read_metadata
-from inference import progress
+from inference import evidence, progress
 from inference.calibration import (CalibrationError, applied_record, cross_validated, fit_calibration, read_applied,
                                    write_calibration)
 from inference.metrics import compute_metrics, group_metrics, undefined_notes
@@ -260,8 +263,9 @@ def main(argv=None) -> int:
     wrong = joined[(joined["p"] > 0.5).astype(int) != joined["y"]].copy()
     wrong["confidence"] = np.abs(wrong["p"] - 0.5)
     mistakes = wrong.sort_values("confidence", ascending=False).head(args.top_mistakes)
+    pages = evidence.page_links(args.predictions, list(mistakes["filename"]), out_dir)
     write_html(out_dir / "report.html", metrics, groups, inputs, notes, mistakes, crops,
-               [out_dir / "roc.png", out_dir / "hist.png"])
+               [out_dir / "roc.png", out_dir / "hist.png"], pages)
     print(f"wrote {out_dir / 'metrics.json'}, roc.png, hist.png, report.html", file=sys.stderr)
     if args.fit_calibration:
         fit_and_report_calibration(args, joined, unscored, run_key, inputs)

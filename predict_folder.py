@@ -34,6 +34,8 @@ Files written:
     OUTPUT.progress.jsonl      one line per finished video: a rerun with the same settings resumes from it
     OUTPUT.calibration.json    only when the scores were calibrated: temperature, bias and where they came from
     --save-crops DIR           DIR/<video>/<frame>_<face>.jpg, 128 px thumbnails of what the model saw
+    --report DIR               DIR/index.html and DIR/videos/<video>.html: an HTML evidence report (docs/report.md);
+                               OUTPUT.report.json beside the predictions says where it is
 
 Several GPUs or machines: `torchrun --nproc-per-node N predict_folder.py ...`; each rank scores the sorted
 names [rank::world] into OUTPUT.progress.rank<R>.jsonl and rank 0 writes the merged files.
@@ -58,7 +60,7 @@ from core.checkpoints import CheckpointError, LoadedClassifier, load_classifier
 from core.cli import HelpFormatter
 from core.datasets import load_collection
 from core.layout import list_videos, part_dirs
-from inference import engine, progress
+from inference import engine, evidence, progress
 from inference.calibration import (Calibration, CalibrationError, check_checkpoints, read_calibration,
                                    record_applied)
 from inference.outputs import print_summary, save_thumbnails, write_outputs
@@ -113,6 +115,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="decoding (and CPU detection) worker processes; 0 = in the main process")
     parser.add_argument("--save-crops", type=Path, default=None,
                         help="save a thumbnail of every face crop here (<video>/<frame>_<face>.jpg) for evaluate.py")
+    parser.add_argument("--report", type=Path, default=None, metavar="DIR",
+                        help="write a static HTML evidence report here: per video a timeline, keyframes with each "
+                             "person's box, the most suspicious crops with Grad-CAM maps (docs/report.md)")
     parser.add_argument("--trusted-checkpoints", action="store_true",
                         help="load checkpoints with torch.load(weights_only=False): only for files you trust")
     parser.add_argument("--restart", action="store_true",
@@ -131,6 +136,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--split and --compression need --dataset")
     if args.calibration is not None and not args.calibration.is_file():
         parser.error(f"--calibration {args.calibration}: file not found")
+    if args.report is not None and evidence.refusal(args.report):
+        parser.error(evidence.refusal(args.report))
     return args
 
 
@@ -235,7 +242,8 @@ def make_config(args: argparse.Namespace, device, dtype, loaded: list[LoadedClas
     return PredictionConfig(card=card, device=device, detector_device=detector_device,
                             dtype=dtype, batch_size=args.batch_size,
                             frames_per_detector_call=frames_per_call, workers=args.workers,
-                            detect_in_workers=detector_device.type == "cpu")
+                            detect_in_workers=detector_device.type == "cpu",
+                            keyframes=evidence.KEYFRAMES if args.report else 0)
 
 
 def _print_conversion(conversion: engine.Conversion) -> None:
@@ -295,6 +303,10 @@ def main(argv=None) -> int:
         print(f"[predict] {_rank_label(context)}resuming: {len(results)} of {len(videos)} videos already done "
               f"(from {args.output}.progress*.jsonl)", file=sys.stderr)
     started = time.perf_counter()
+    report = None
+    if args.report is not None:
+        report = evidence.EvidenceReport(args.report, key, loaded, calibration, context.is_main)
+        runtime.barrier(context)  # rank 0 has removed pages made with other settings before any rank writes one
     try:
         models = engine.prepare_models(args.engine, [item.model for item in loaded], [item.path for item in loaded],
                                        [item.card.to_dict() for item in loaded], config.card.input_size,
@@ -305,20 +317,30 @@ def main(argv=None) -> int:
     progress_path = progress.progress_file(args.output, context.rank, context.world_size)
     with progress.ProgressWriter(progress_path, key) as progress_writer:
         scored = predict_videos([path for path, _name in to_score], models, config,
-                                keep_images=args.save_crops is not None, progress=context.is_main)
+                                keep_images=args.save_crops is not None or report is not None,
+                                progress=context.is_main)
         for result, (_path, name) in zip(scored, to_score):
             result.rename(name)
+            if report is not None:
+                report.add(result)
             if args.save_crops is not None and result.crop_images is not None:
                 save_thumbnails(result, args.save_crops)
-                result.crop_images = None
+            result.crop_images = result.keyframes = None
             progress_writer.append(result)  # after the thumbnails: a recorded video is complete
             results.append(result)
+    if report is not None:  # after the loop: Grad-CAM before the decoding workers start would hang their fork
+        report.add_finished([(path, finished[name]) for path, name in videos if name in finished], config)
     results = runtime.gather_to_main(context, results)
     scored_now = runtime.gather_to_main(context, [len(to_score)])
     if context.is_main:
         write_outputs(calibrated(results, calibration), args.output, args.save_crops)
         record_applied(args.output, calibration, str(args.calibration or f"{loaded[0].path.name}'s card"))
         print_summary(results, args.output)
+        if report is not None:
+            index = report.write_index(results)
+            evidence.write_pointer(args.output, args.report)
+            print(f"[predict] evidence report: {index.resolve().as_uri()} ({report.reused} finished pages reused)",
+                  file=sys.stderr)
         print(f"[predict] {sum(scored_now)} of {len(results)} videos processed in this run, "
               f"{time.perf_counter() - started:.1f} s on {context.device} ({context.world_size} rank(s))",
               file=sys.stderr)

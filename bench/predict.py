@@ -7,6 +7,7 @@
     python bench/predict.py TEST_DIR --weights-dir weights --models final_111_... (real checkpoints)
     python bench/predict.py ../shared/data/ffpp_c40 --encoder tf_efficientnet_b7_ns --size 380 --limit 4 \\
         --engine torch openvino openvino:bf16
+    python bench/predict.py ../shared/data/ffpp_c40 --encoder tf_efficientnet_b7_ns --size 380 --limit 3 --report
 
 TEST_DIR is searched recursively for *.mp4. Without --models, --models-count randomly initialised
 DeepFakeClassifier(--encoder) are used (seeded; the same models in both modes).
@@ -17,8 +18,11 @@ pipeline: predict_folder's way in this process (allocator setting, channels-last
 DataLoader workers (decoding, and detection on the CPU) overlapped with the classifier; on CUDA MTCNN takes all
 frames of a video in one call (--detector-batch).
 Each mode first runs one video untimed (MTCNN and model start-up; with --compile this is where it compiles, and
-its time is printed). Prints seconds per video of both, the ratio baseline / pipeline, each process's peak
-resident memory, the time per stage and the largest score difference.
+its time is printed). --report: also one pass without and one pass with predict_folder's --report pages (keyframes,
+timeline, Grad-CAM maps of the top crops, the index) written into a temporary folder, each over the first video
+then all of them, timed from the second; prints the added share of time; no baseline. Otherwise prints seconds
+per video of both, the ratio baseline / pipeline, each process's peak resident memory, the time per stage and
+the largest score difference.
 --engine ENGINE[:PRECISION] ...: one pipeline run per entry, in this order, each against the same baseline
 (PRECISION defaults to --precision). openvino converts the models into a fresh cache (or --engine-cache) and
 prints the conversion and compile time; random models are first saved as checkpoint files for it. For each run
@@ -28,6 +32,7 @@ GFLOP per crop.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -51,7 +56,9 @@ from core.card import ModelCard
 from core.checkpoints import load_classifier
 from core.cli import HelpFormatter
 from core.models import DeepFakeClassifier
+from core.checkpoints import LoadedClassifier
 from inference import engine
+from inference.evidence import KEYFRAMES, EvidenceReport
 from inference.pipeline import PredictionConfig, predict_videos, stage_seconds
 
 
@@ -79,6 +86,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--limit", type=int, default=None, help="first N videos (sorted by path)")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--report", action="store_true",
+                        help="measure what predict_folder --report adds to the pipeline (no baseline)")
     parser.add_argument("--mode", choices=["both", "pipeline", "baseline"], default="both", help=argparse.SUPPRESS)
     parser.add_argument("--results-json", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -130,6 +139,31 @@ def timed_run(videos, models, config: PredictionConfig) -> tuple[list, float]:
     if config.device.type == "cuda":
         torch.cuda.synchronize()
     return results, time.perf_counter() - started
+
+
+def timed_pass(videos, models, config: PredictionConfig, args, with_report: bool) -> tuple[float, float]:
+    """(wall, CPU seconds) of one pass over [videos[0], *videos] whose first video is untimed (start-up), with or
+    without writing the evidence report's pages and index into a temporary folder as predict_folder --report does.
+    Both ways have the same shape, so the workers' prefetching is the same; one pass, because a second pass would
+    fork its decoding workers after Grad-CAM ran in this process, which hangs them."""
+    names = args.models or [f"random_{args.encoder}_{seed}" for seed in range(len(models))]
+    loaded = [LoadedClassifier(Path(name), model, config.card, config.card, []) for name, model in zip(names, models)]
+    with tempfile.TemporaryDirectory() as folder:
+        report = EvidenceReport(Path(folder), {"bench": True}, loaded, None) if with_report else None
+        results, started, before = [], None, None
+        config = dataclasses.replace(config, keyframes=KEYFRAMES if with_report else 0)
+        for result in predict_videos([videos[0], *videos], models, config, keep_images=with_report, progress=False):
+            if report is not None:
+                report.add(result)
+            result.crop_images = result.keyframes = None
+            if started is None:
+                started, before = time.perf_counter(), cpu_seconds()
+                continue
+            results.append(result)
+        if report is not None:
+            report.write_index(results)
+        seconds = time.perf_counter() - started
+    return seconds, sum(cpu_seconds()) - sum(before)
 
 
 def cpu_seconds() -> tuple[float, float]:
@@ -201,9 +235,15 @@ def run_mode(args, mode: str, videos: list[Path], engine_name: str = "torch", pr
     before, warm_cpu = cpu_seconds(), sum(model.seconds for model in models)
     results, seconds = timed_run(videos, models, config)
     user, system = (after - start for after, start in zip(cpu_seconds(), before))
+    extra = {}
+    if args.report:  # the decoding workers' CPU time counts from the pass's start (including the untimed video)
+        plain_seconds, plain_cpu = timed_pass(videos, models, config, args, with_report=False)
+        report_seconds, report_cpu = timed_pass(videos, models, config, args, with_report=True)
+        extra = {"plain_seconds": plain_seconds, "plain_cpu": plain_cpu, "report_seconds": report_seconds,
+                 "report_cpu": report_cpu}
     label = f"{mode} {engine_name} {engine.openvino_precision(precision) if engine_name == 'openvino' else dtype}"
-    return {"mode": mode, "label": label if pipeline else mode, "seconds": seconds, "user": user, "system": system,
-            "classifier_cpu": (sum(model.seconds for model in models) - warm_cpu) / len(models),
+    return {**extra, "mode": mode, "label": label if pipeline else mode, "seconds": seconds, "user": user,
+            "system": system, "classifier_cpu": (sum(model.seconds for model in models) - warm_cpu) / len(models),
             "flops_per_crop": flops, "conversions": conversions,
             "first_video_seconds": first_seconds, "videos": len(results),
             "crops": sum(len(r.crop_keys) for r in results), "stages": stage_seconds(results),
@@ -266,7 +306,13 @@ def main(argv=None) -> int:
     runs = [run_mode(args, "pipeline", videos, *engine_spec(spec, args.precision)) for spec in args.engine]
     for run in runs:
         report(run)
-    if args.skip_baseline:
+        if args.report:
+            added = run["report_seconds"] / run["plain_seconds"] - 1
+            added_cpu = run["report_cpu"] / run["plain_cpu"] - 1
+            print(f"{run['label']}: one pass each, first video untimed: without the report "
+                  f"{run['plain_seconds']:.1f} s, with it {run['report_seconds']:.1f} s: {100 * added:+.1f}% wall "
+                  f"time, {100 * added_cpu:+.1f}% CPU time (user + system)")
+    if args.skip_baseline or args.report:
         return 0
     slow = baseline_in_own_process(argv)
     slow_per_video = report(slow)

@@ -24,6 +24,7 @@ from core import faces
 from core.card import RELEASE_CARD, ModelCard
 from core.video import VideoReadError, half_size
 from inference import people as people_
+from inference.keyframes import Keyframes, pick_keyframes
 
 UNREADABLE = "unreadable"
 NO_FACE = "no face"
@@ -40,6 +41,7 @@ class PredictionConfig:
     workers: int = 0
     detect_in_workers: bool = True  # False: workers only decode, the main process detects (a GPU detector)
     core_cascade_on_cpu: bool = True  # False: facenet-pytorch's own MTCNN code on the CPU too (core.faces.make_mtcnn)
+    keyframes: int = 0  # frames kept (shrunk, with their boxes) per video for the evidence report
 
 
 @dataclass
@@ -50,6 +52,7 @@ class PreparedVideo:
     frames: ku.SampledFrames | None = None
     half_frames: Sequence[np.ndarray] | torch.Tensor | None = None  # a tensor while crossing processes
     crops: ku.FaceCrops | None = None
+    keyframes: Keyframes | None = None
     crop_tracks: list[int] = field(default_factory=list)  # parallel to crops.keys
     crop_boxes: np.ndarray | None = None  # (n, 4) full-frame face boxes of the crops
     error: str | None = None
@@ -65,6 +68,7 @@ class VideoResult:
     crop_keys: list[tuple[int, int]] = field(default_factory=list)
     crop_scores: np.ndarray | None = None  # ensemble mean of the sigmoid per crop
     crop_images: np.ndarray | None = None  # model inputs, only kept when thumbnails are wanted
+    keyframes: Keyframes | None = None  # only kept for the evidence report (PredictionConfig.keyframes)
     crop_tracks: list[int] = field(default_factory=list)  # person (track) id of each crop, see core/tracks.py
     crop_boxes: np.ndarray | None = None  # (n, 4) float32 face box of each crop, full-frame pixels
     people: list[dict] = field(default_factory=list)  # one row per track, inference.people.PEOPLE_COLUMNS
@@ -111,6 +115,8 @@ def detect_and_crop(prepared: PreparedVideo, mtcnn, config: PredictionConfig) ->
     track_ids, _stats = people_.track_faces(prepared.half_frames, boxes, config.card)
     prepared.crop_tracks, prepared.crop_boxes = people_.crop_tracks_and_boxes(
         prepared.crops.keys, prepared.frames.indices, boxes, track_ids, config.card)
+    if config.keyframes:
+        prepared.keyframes = pick_keyframes(prepared.frames, boxes, config.keyframes)
     prepared.seconds["detect"] = detected - started
     prepared.seconds["crop"] = time.perf_counter() - detected
     prepared.frames = prepared.half_frames = None  # no need to ship full frames back
@@ -167,7 +173,8 @@ def score_prepared(prepared: PreparedVideo, models: Sequence[torch.nn.Module], c
     if len(crops.keys) == 0:
         reason = f"no face found in {len(prepared.frames.indices) if prepared.frames else crops.frames_without_face}" \
                  f" sampled frames"
-        return VideoResult(name, None, NO_FACE, reason, aggregation=aggregation, seconds=prepared.seconds)
+        return VideoResult(name, None, NO_FACE, reason, aggregation=aggregation, keyframes=prepared.keyframes,
+                           seconds=prepared.seconds)
     started = time.perf_counter()
     probabilities = ku.predict_probabilities(models, crops.inputs, config.device, config.dtype, config.batch_size,
                                              config.card)
@@ -178,7 +185,7 @@ def score_prepared(prepared: PreparedVideo, models: Sequence[torch.nn.Module], c
     return VideoResult(name, score, crop_keys=crops.keys, crop_scores=probabilities.mean(axis=0),
                        crop_images=crops.inputs if keep_images else None, crop_tracks=prepared.crop_tracks,
                        crop_boxes=prepared.crop_boxes, people=people, aggregation=aggregation,
-                       seconds=prepared.seconds)
+                       keyframes=prepared.keyframes, seconds=prepared.seconds)
 
 
 def predict_videos(paths: Sequence[Path], models: Sequence[torch.nn.Module], config: PredictionConfig,

@@ -106,9 +106,10 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def write_html(path: Path, metrics: dict, groups: dict[str, dict], inputs: dict[str, str], notes: list[str],
-               mistakes: pd.DataFrame, crops: pd.DataFrame | None, images: list[Path]) -> None:
+               mistakes: pd.DataFrame, crops: pd.DataFrame | None, images: list[Path],
+               pages: dict[str, str] | None = None) -> None:
     """The report: what was evaluated, each metric with its value and meaning, per-group table, plots and the
-    most confident mistakes with their face crops."""
+    most confident mistakes with their face crops, each linked to its evidence page where `pages` has one."""
     metric_rows = [[name, format_value(value), METRIC_HELP.get(name, "")] for name, value in metrics.items()]
     group_rows = [[group, *(format_value(values.get(c)) for c in GROUP_COLUMNS), values.get("ranked_against", "")]
                   for group, values in groups.items()]
@@ -128,7 +129,10 @@ def write_html(path: Path, metrics: dict, groups: dict[str, dict], inputs: dict[
               f"<h2>Most confident mistakes ({len(mistakes)})</h2>"]
     for row in mistakes.itertuples():
         truth = "FAKE" if row.y == 1 else "REAL"
-        parts.append(f"<h3>{html.escape(row.filename)}: {truth}, predicted P(fake) = {row.p:.4f}</h3>")
+        name = html.escape(row.filename)
+        if pages and row.filename in pages:
+            name = f'<a href="{pages[row.filename]}">{name}</a>'
+        parts.append(f"<h3>{name}: {truth}, predicted P(fake) = {row.p:.4f}</h3>")
         parts.append(_crop_cells(crops, row.filename))
     parts.append("</body></html>")
     atomic_write_bytes(path, "\n".join(parts).encode())
