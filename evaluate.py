@@ -35,7 +35,7 @@ from core.cli import HelpFormatter
 from core.damage import named_errors
 from core.datasets import DatasetError, load_collection, parse_label
 from core.layout import read_metadata
-from inference import evidence, progress
+from inference import evidence, resume
 from inference.calibration import (CalibrationError, applied_record, cross_validated, fit_calibration, read_applied,
                                    write_calibration)
 from inference.metrics import compute_metrics, group_metrics, undefined_notes
@@ -147,7 +147,7 @@ def frame_metrics(crops: pd.DataFrame | None, labels: pd.DataFrame) -> dict:
 
 def checkpoints_of(args: argparse.Namespace, run_key: dict | None) -> list[dict] | None:
     if args.checkpoint:
-        return [progress.checkpoint_identity(path) for path in args.checkpoint]
+        return [resume.checkpoint_identity(path) for path in args.checkpoint]
     return run_key["models"] if run_key else None
 
 
@@ -194,8 +194,8 @@ def main(argv=None) -> int:
         return 2
     try:
         applied = read_applied(args.predictions)
-        run_key = progress.recorded_run_key(args.predictions)
-    except (CalibrationError, progress.ProgressFileError) as err:
+        run_key = resume.recorded_run_key(args.predictions)
+    except (CalibrationError, resume.ProgressFileError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if applied and args.fit_calibration:

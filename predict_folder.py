@@ -60,7 +60,7 @@ from core.checkpoints import CheckpointError, LoadedClassifier, load_classifier
 from core.cli import HelpFormatter
 from core.datasets import load_collection
 from core.layout import list_videos, part_dirs
-from inference import engine, evidence, progress
+from inference import engine, evidence, resume
 from inference.calibration import (Calibration, CalibrationError, check_checkpoints, read_calibration,
                                    record_applied)
 from inference.outputs import print_summary, save_thumbnails, write_outputs
@@ -179,7 +179,7 @@ def read_checked_calibration(args: argparse.Namespace) -> tuple[Calibration, lis
     paths = [args.weights_dir / name for name in args.models]
     if not all(path.is_file() for path in paths):  # loading the models names the missing file
         return calibration, fitted_for, None
-    used = [progress.checkpoint_identity(path) for path in paths]
+    used = [resume.checkpoint_identity(path) for path in paths]
     return calibration, fitted_for, check_checkpoints(args.calibration, fitted_for, used)
 
 
@@ -279,7 +279,7 @@ def main(argv=None) -> int:
         print(f"[predict] card: {card.encoder if len(loaded) == 1 else 'per model'}, {card.input_size} px, "
               f"{card.frames_per_video} frames per video, {card.aggregation} aggregation", file=sys.stderr)
     config = make_config(args, context.device, dtype, loaded)
-    key = progress.run_key([item.path for item in loaded], [item.card.to_dict() for item in loaded],
+    key = resume.run_key([item.path for item in loaded], [item.card.to_dict() for item in loaded],
                            engine.run_label(args.engine, args.precision, config.dtype),
                            f"{config.detector_device.type}, {config.frames_per_detector_call} frames per call",
                            args.test_dir or args.dataset, args.save_crops)
@@ -289,11 +289,11 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.restart and context.is_main:
-        progress.discard(args.output)
+        resume.discard(args.output)
     runtime.barrier(context)  # no rank reads the progress files before --restart has removed them
     try:
-        finished = progress.load_finished(args.output, key)
-    except progress.ProgressFileError as err:
+        finished = resume.load_finished(args.output, key)
+    except resume.ProgressFileError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     videos = context.slice(videos_in_folder)
@@ -314,8 +314,8 @@ def main(argv=None) -> int:
     except engine.EngineError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    progress_path = progress.progress_file(args.output, context.rank, context.world_size)
-    with progress.ProgressWriter(progress_path, key) as progress_writer:
+    progress_path = resume.progress_file(args.output, context.rank, context.world_size)
+    with resume.ProgressWriter(progress_path, key) as progress_writer:
         scored = predict_videos([path for path, _name in to_score], models, config,
                                 keep_images=args.save_crops is not None or report is not None,
                                 progress=context.is_main)

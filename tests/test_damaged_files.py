@@ -33,7 +33,7 @@ from helpers import numpy1_pickle_module, save_release_checkpoint
 from core.checkpoints import CheckpointError
 from core.datasets import DatasetError
 from inference.calibration import CalibrationError
-from inference.progress import ProgressFileError
+from inference.resume import ProgressFileError
 from preprocessing.manifest import ManifestError
 from training.datasets.classifier_dataset import DataError
 from training.tools.config import ConfigError
@@ -169,7 +169,7 @@ def progress_content() -> bytes:
 
 def read_progress_file(folder: Path, path: Path) -> str:
     """What predict_folder.py does before scoring: the finished videos of the progress files of --output."""
-    from inference.progress import load_finished
+    from inference.resume import load_finished
 
     load_finished(folder / "submission.csv", RUN_KEY)
     return READ

@@ -16,7 +16,7 @@ from helpers import save_release_checkpoint, write_video
 import kernel_utils as ku
 from core.card import RELEASE_CARD, ModelCard
 from core.models import DeepFakeClassifier
-from inference import progress
+from inference import resume
 from inference.outputs import write_outputs
 from inference.people import PEOPLE_COLUMNS
 from inference.pipeline import PredictionConfig, predict_videos
@@ -78,8 +78,8 @@ def test_two_people_give_two_tracks_each_on_its_side_and_the_default_score_is_un
                                 progress=False))
     assert short.score == result.score and not any(p["decided"] for p in short.people)  # no track long enough
 
-    record = json.loads(json.dumps(progress.to_record(per_person)))
-    back = progress.from_record(record)
+    record = json.loads(json.dumps(resume.to_record(per_person)))
+    back = resume.from_record(record)
     assert back.crop_tracks == per_person.crop_tracks and back.people == per_person.people
     np.testing.assert_array_equal(back.crop_boxes, per_person.crop_boxes)
     assert back.aggregation == "per_person"

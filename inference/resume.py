@@ -1,13 +1,14 @@
-"""predict_folder's progress files: one JSON line per finished video, so that an interrupted run resumes.
+"""Resuming predict_folder: its progress files hold one JSON line per finished video, so that an interrupted run
+goes on where it stopped.
 
     <output>.progress.jsonl           a single process
     <output>.progress.rank<R>.jsonl   rank R under torchrun (each rank appends only to its own file)
 
 The first line is {"run_key": {...}}: the settings that change the scores (checkpoint names, sizes and
-mtimes, their model cards as used, precision, detector placement, test folder, thumbnail folder). Each further line is
-one VideoResult: {"name", "score", "failure", "reason", "crop_keys", "crop_scores", "crop_tracks", "crop_boxes",
-"people", "aggregation"}, flushed as soon as the
-video is done, so an interruption loses at most the video in flight. The files stay after the final CSVs
+mtimes, their model cards as used, precision, detector placement, test folder, thumbnail folder). Each further
+line is one VideoResult: {"name", "score", "failure", "reason", "crop_keys", "crop_scores", "crop_tracks",
+"crop_boxes", "people", "aggregation"}, flushed as soon as the video is done, so an interruption loses at most the
+video in flight. The files stay after the final CSVs
 are written: a rerun of a finished run scores nothing and writes the same files.
 """
 from __future__ import annotations
