@@ -17,8 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run_script
-from test_inference_helpers import (corrupt_file, face_frames, gradient_frames, save_release_checkpoint,
+from helpers import run_script
+from helpers import (corrupt_file, face_frames, gradient_frames, save_release_checkpoint,
                                     write_truncated_video, write_video)
 from core.models import DeepFakeClassifier
 
