@@ -33,6 +33,7 @@ def predict(weights: Path, test_dir: Path, output: Path, *extra):
                       timeout=600)
 
 
+@pytest.mark.slow
 def test_predict_scores_every_video_container_in_any_case_and_names_skipped_files(weights, tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -51,6 +52,7 @@ def test_predict_scores_every_video_container_in_any_case_and_names_skipped_file
     assert "skipped thumbnails: a folder" in result.stderr
 
 
+@pytest.mark.slow
 def test_predict_without_any_video_fails_and_points_to_a_part_folder(weights, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -107,6 +109,7 @@ def test_zero_byte_checkpoint_names_the_cause(tmp_path):
         read_checkpoint(truncated)
 
 
+@pytest.mark.slow
 def test_trainer_requires_data_dir():
     result = run_script(sys.executable, "training/pipelines/train_classifier.py", "--config",
                         REPO_ROOT / "configs" / "demo_cpu.json", check=False, timeout=300)

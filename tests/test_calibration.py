@@ -99,6 +99,7 @@ def read_scores(path):
         return {row["filename"]: float(row["label"]) for row in csv.DictReader(handle)}
 
 
+@pytest.mark.slow
 def test_predict_folder_applies_calibration_monotonically(scored_folder, python, tmp_path):
     root, output, raw = scored_folder
     raw_crops = (output.parent / "raw.csv.crops.csv").read_text()
@@ -123,6 +124,7 @@ def test_predict_folder_applies_calibration_monotonically(scored_folder, python,
     assert refused.returncode == 2 and "holds calibrated scores" in refused.stderr
 
 
+@pytest.mark.slow
 def test_calibration_of_another_checkpoint_is_refused(scored_folder, python, tmp_path):
     root, _output, _raw = scored_folder
     calibration = tmp_path / "calibration.json"

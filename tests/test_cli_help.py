@@ -39,7 +39,13 @@ def test_the_entry_points_are_found():
             "preprocessing.generate_folds", "demo.make_demo_dataset", "bench.predict"} <= set(PYTHON_ENTRY_POINTS)
 
 
-@pytest.mark.parametrize("module", PYTHON_ENTRY_POINTS)
+def _help_case(module: str):
+    """The benchmarks' --help runs in the slow tier: each start imports torch, and the stages' own entry points
+    keep the check in the fast tier."""
+    return pytest.param(module, marks=pytest.mark.slow) if module.startswith("bench.") else module
+
+
+@pytest.mark.parametrize("module", [_help_case(module) for module in PYTHON_ENTRY_POINTS])
 def test_python_help_shows_every_default(module):
     result = run_script(sys.executable, "-m", module, "--help", timeout=300)
     assert result.stdout.startswith("usage:"), result.stdout[:200]

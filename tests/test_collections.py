@@ -120,6 +120,7 @@ def test_unknown_layout_is_named(tmp_path):
         load_collection(tmp_path / "plain")
 
 
+@pytest.mark.slow
 def test_evaluate_dataset_reports_per_method_and_frame_auc(ffpp, tmp_path, python):
     collection = load_collection(ffpp)
     scores = {v.id: (0.8 if v.group == "Deepfakes" else 0.45 if v.label else 0.3) for v in collection.videos}

@@ -85,6 +85,7 @@ def test_missing_inputs_get_one_line_each_before_any_metric(tmp_path, python):
     assert not (tmp_path / "nope_eval").exists()
 
 
+@pytest.mark.slow
 def test_one_class_gives_null_and_a_note_not_nan(tmp_path, python):
     (tmp_path / "sub.csv").write_text("filename,label\na.mp4,0.3\nb.mp4,0.9\n")
     (tmp_path / "labels.csv").write_text("filename,label\na.mp4,FAKE\nb.mp4,FAKE\n")
@@ -101,6 +102,7 @@ def test_one_class_gives_null_and_a_note_not_nan(tmp_path, python):
     assert (out / "roc.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_report_names_its_inputs_and_explains_each_metric(tmp_path, python):
     from inference.report import METRIC_HELP
 

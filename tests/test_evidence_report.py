@@ -129,6 +129,7 @@ def test_bad_videos_get_pages_that_say_what_happened(report):
     assert "sampled frames decoded" in truncated and "header" in truncated
 
 
+@pytest.mark.slow
 def test_rerun_reuses_the_finished_pages(scene, report):
     output, folder, _ = report
     before = {p: p.stat().st_mtime_ns for p in (folder / "videos").rglob("*")}
@@ -159,6 +160,7 @@ def test_a_folder_that_is_not_a_report_is_refused_before_any_work(scene, tmp_pat
     assert not (tmp_path / "submission.csv").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_links_each_mistake_to_its_page(report, tmp_path):
     output, folder, _ = report
     with open(output, newline="") as handle:

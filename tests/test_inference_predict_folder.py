@@ -79,6 +79,7 @@ def test_torchrun_ranks_split_and_merge(scene, python, tmp_path):
     assert read_rows(f"{merged}.errors.csv") == read_rows(f"{single}.errors.csv")
 
 
+@pytest.mark.slow
 def test_wrong_encoder_is_reported(scene, python, tmp_path):
     result = run_script(python, "predict_folder.py", "--weights-dir", scene / "weights", "--models", "model_1",
                         "--test-dir", scene / "videos", "--output", tmp_path / "x.csv", "--encoder",

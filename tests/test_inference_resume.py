@@ -58,6 +58,7 @@ def test_rerun_of_a_finished_run_scores_nothing_and_writes_the_same_files(first_
     assert [path.read_bytes() for path in output_files(output)] == first_outputs
 
 
+@pytest.mark.slow
 def test_interrupted_run_scores_only_the_missing_videos(first_run, tmp_path):
     root, output, first_outputs = first_run
     resumed = tmp_path / "submission.csv"
@@ -71,6 +72,7 @@ def test_interrupted_run_scores_only_the_missing_videos(first_run, tmp_path):
     assert progress_of(resumed).read_bytes() == progress_of(output).read_bytes()
 
 
+@pytest.mark.slow
 def test_other_settings_are_refused_until_restart(first_run, tmp_path):
     root, output, _ = first_run
     changed = tmp_path / "submission.csv"

@@ -50,6 +50,7 @@ def scores(path) -> dict[str, float]:
         return {row["filename"]: float(row["label"]) for row in csv.DictReader(handle)}
 
 
+@pytest.mark.slow
 def test_card_input_size_is_used_without_size_option(scene, tmp_path):
     from_card = predict(scene, tmp_path / "card.csv", "--models", "lite0_160")
     explicit = predict(scene, tmp_path / "explicit.csv", "--models", "lite0_160", "--size", "160")
@@ -58,6 +59,7 @@ def test_card_input_size_is_used_without_size_option(scene, tmp_path):
     assert "overrides" not in from_card.stderr and "overrides" not in explicit.stderr  # same value: no override
 
 
+@pytest.mark.slow
 def test_an_explicit_value_that_differs_is_used_and_announced(scene, tmp_path):
     result = predict(scene, tmp_path / "small.csv", "--models", "lite0_160", "--size", "128")
     assert "lite0_160: input_size 128 overrides the card's 160" in result.stderr
@@ -65,6 +67,7 @@ def test_an_explicit_value_that_differs_is_used_and_announced(scene, tmp_path):
     assert scores(tmp_path / "small.csv") != scores(tmp_path / "card.csv")
 
 
+@pytest.mark.slow
 def test_an_ensemble_whose_cards_disagree_is_refused(scene, tmp_path):
     result = predict(scene, tmp_path / "mixed.csv", "--models", "lite0_160", "lite0_128", check=False)
     assert result.returncode == 2

@@ -96,6 +96,7 @@ def test_refused_with_self_blended_fakes(tmp_path):
         load_config(write_config(tmp_path, pair_mixup={"alpha": 0.5, "p": 0.5}, fakes="sbi"))
 
 
+@pytest.mark.slow
 def test_refused_before_any_work_on_a_root_without_originals(preprocessed_demo, tmp_path, python):
     folds = read_folds(preprocessed_demo / "folds.csv")
     only_fakes = tmp_path / "folds_fakes.csv"

@@ -176,6 +176,7 @@ def test_none_gives_the_clean_scores_and_a_rerun_resumes(labelled, python, tmp_p
     assert "4 of 4 videos already done" in again.stderr
 
 
+@pytest.mark.slow
 def test_no_scored_video_is_an_error_naming_the_perturbation(labelled, python, tmp_path):
     faceless = tmp_path / "faceless"
     faceless.mkdir()

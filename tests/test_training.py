@@ -95,6 +95,7 @@ def test_the_old_test_every_spelling_still_works_with_a_deprecation_message(caps
     assert "--test_every is deprecated and will be removed; use --test-every" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_pretrained_weights_offline_without_a_file_fail_fast(tmp_path):
     result = run_script(sys.executable, TRAINER, "--config", REPO_ROOT / "configs" / "b7.json", "--data-dir",
                         tmp_path, check=False, env=ONE_THREAD, timeout=120)
@@ -181,6 +182,7 @@ def test_train_sh_runs_the_five_seeds_with_torchrun(tmp_path):
     assert "--nnodes 2 --rdzv-backend c10d --rdzv-endpoint node0:29400 --rdzv-id b7_111" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["missing folds.csv", "misspelt config key"])
 def test_train_sh_reports_an_error_no_rerun_fixes_once_and_stops(tmp_path, case):
     data = tmp_path / "data"
