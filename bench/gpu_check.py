@@ -352,7 +352,7 @@ def tail(text: str, lines: int = 15) -> str:
 def run_section(name: str, sizes: Sizes, work: Path, options: argparse.Namespace) -> Outcome:
     """The section in a child process; its failure (exit, timeout, missing result) becomes the Outcome's error."""
     result_path = work / f"{name}.json"
-    command = [sys.executable, str(Path(__file__).resolve()), "--section", name, "--work-dir", str(work)]
+    command = [sys.executable, "-m", "bench.gpu_check", "--section", name, "--work-dir", str(work)]
     command += ["--dry-run"] if options.dry_run else []
     command += ["--train-config", options.train_config] if options.train_config else []
     started = time.perf_counter()

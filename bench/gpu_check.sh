@@ -8,4 +8,4 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 PYTHON=python3
 [[ -x "$REPO_ROOT/.venv/bin/python" ]] && PYTHON="$REPO_ROOT/.venv/bin/python"
 cd "$REPO_ROOT"
-exec "$PYTHON" bench/gpu_check.py "$@"
+exec "$PYTHON" -m bench.gpu_check "$@"  # as a module: bench.predict and bench.train_throughput are imported from it
