@@ -31,7 +31,7 @@ import av
 import cv2
 import numpy as np
 
-from core.video import _open, iter_frames
+from core.video import iter_frames, open_video
 
 DEFAULT_CRF = 17  # x264's "visually lossless": a copy that asks for no compression gets as little as sensible
 X264_PRESET = "veryfast"  # x264 speed preset of every copy; CRF means slightly different sizes per preset
@@ -173,7 +173,7 @@ def keeps_frame(index: int, factor: Fraction) -> bool:
 # ---------------------------------------------------------------- files
 
 def source_rate(path: Path) -> Fraction:
-    with _open(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         return Fraction(rate)

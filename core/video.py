@@ -19,7 +19,8 @@ class VideoReadError(RuntimeError):
     """A video that cannot be opened or yields no frame; the message names the file."""
 
 
-def _open(path: Path):
+def open_video(path: Path):
+    """A PyAV container; VideoReadError naming the file when it is missing, empty or not a video."""
     path = Path(path)
     if not path.is_file():
         raise VideoReadError(f"{path}: file not found")
@@ -38,7 +39,7 @@ def _open(path: Path):
 def header_geometry(path: Path) -> tuple[int, int, int]:
     """(width, height, frame count) from the container header, without decoding. The count is 0 when unknown
     and can be wrong; readers must cope."""
-    with _open(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         return stream.codec_context.width, stream.codec_context.height, int(stream.frames or 0)
 
@@ -121,7 +122,7 @@ def _decoded_frames(path: Path, keep: Callable[[int], bool] | None, threads: boo
                     convert: Callable) -> Iterator[tuple[int, object]]:
     """(index, convert(frame)) for every frame that decodes and passes `keep` (None: every frame), in
     presentation order; see iter_frames."""
-    container = _open(path)
+    container = open_video(path)
     try:
         stream = container.streams.video[0]
         if threads:
