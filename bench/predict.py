@@ -237,8 +237,9 @@ def run_mode(args, mode: str, videos: list[Path], engine_name: str = "torch", pr
     user, system = (after - start for after, start in zip(cpu_seconds(), before))
     extra = {}
     if args.report:  # the decoding workers' CPU time counts from the pass's start (including the untimed video)
-        plain_seconds, plain_cpu = timed_pass(videos, models, config, args, with_report=False)
-        report_seconds, report_cpu = timed_pass(videos, models, config, args, with_report=True)
+        unwrapped = [model.model for model in models]  # Grad-CAM needs the module itself
+        plain_seconds, plain_cpu = timed_pass(videos, unwrapped, config, args, with_report=False)
+        report_seconds, report_cpu = timed_pass(videos, unwrapped, config, args, with_report=True)
         extra = {"plain_seconds": plain_seconds, "plain_cpu": plain_cpu, "report_seconds": report_seconds,
                  "report_cpu": report_cpu}
     label = f"{mode} {engine_name} {engine.openvino_precision(precision) if engine_name == 'openvino' else dtype}"

@@ -201,3 +201,14 @@ def test_pages_render_in_chromium(report, tmp_path):
         # Under the headings, the images: a text-only page has few pixels between white and black.
         assert ((pixels > 30) & (pixels < 220)).mean() > 0.02, f"{name} page shows no pictures"
     assert "no face found in 4 sampled frames" in rendered_text(page(folder, NO_FACE).resolve().as_uri())
+
+
+@pytest.mark.slow
+def test_report_cost_bench_writes_pages_with_the_pipelines_models(scene):
+    """bench/predict.py --report: Grad-CAM gets the classifier itself, not the bench's CPU-timing wrapper."""
+    result = run_script(sys.executable, "bench/predict.py", scene / "videos", "--encoder", "efficientnet_lite0",
+                        "--size", "96", "--frames-per-video", "4", "--workers", "1", "--report")
+    measured = re.search(r"without the report ([\d.]+) s, with it ([\d.]+) s: ([+-][\d.]+)% wall time",
+                         result.stdout)
+    assert measured, result.stdout[-2000:]
+    assert float(measured.group(1)) > 0 and float(measured.group(2)) > 0
