@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import textwrap
 import time
@@ -46,6 +47,8 @@ from core.perturb import Perturbation, PerturbationError, parse_spec, write_pert
 from core.video import VideoReadError
 from inference.metrics import compute_metrics
 from inference.outputs import UNSCORED_LABEL, errors_path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 METRICS = ("auc", "log_loss", "balanced_log_loss")
 DEFAULT_PERTURBATIONS = ["none", "crf:23", "crf:30", "crf:38", "scale:0.5", "scale:0.25", "fps:0.5", "blur:2",
@@ -144,17 +147,23 @@ def predict_argv(args: argparse.Namespace, models: list[str], output: Path, test
     return argv
 
 
+def run_predict_folder(argv: list[str]) -> int:
+    """predict_folder.py in a process of its own. Called in this process, each call would fork its decoding workers
+    from a process whose threads ran the earlier calls, and such a fork can deadlock (seen after five calls)."""
+    return subprocess.call([sys.executable, str(REPO_ROOT / "predict_folder.py"), *argv])
+
+
 def score(args: argparse.Namespace, models: list[str], spec: Perturbation, videos, out: Path) -> pd.DataFrame:
     """filename (row name), p, scored: predict_folder.py on the videos (none) or on the spec's copies."""
     output = out / "predictions.csv"
     if spec.is_identity:
-        code = predict_folder.main(predict_argv(args, models, output, None))
+        code = run_predict_folder(predict_argv(args, models, output, None))
         names = None
     else:
         folder, names = make_copies(spec, videos, args.work_dir)
         if not names:
             raise SystemExit(f"error: {spec.text}: no video could be copied (see the messages above)")
-        code = predict_folder.main(predict_argv(args, models, output, folder))
+        code = run_predict_folder(predict_argv(args, models, output, folder))
     if code:
         raise SystemExit(f"error: predict_folder.py exited {code} on {spec.text}")
     predictions = pd.read_csv(output, dtype={"filename": str}).rename(columns={"label": "p"})
