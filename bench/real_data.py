@@ -29,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -315,6 +316,42 @@ def robustness(runs_root: Path, data: Path, labels: Path, args: argparse.Namespa
             rows = [r for r in table if r["recipe"].split("/")[0] == run_name and r["perturbation"] == spec]
             cells = [mean_spread(column(rows, key)) for key in ("auc", "d_auc", "log_loss", "d_log_loss")]
             print(f"| {run_name} | {spec} | " + " | ".join(cells) + " |")
+    if len(args.seeds) > 1:
+        figure = runs_root / "robustness" / "robustness_seeds.png"
+        plot_seed_means(table, args, figure)
+        log(f"wrote {figure}")
+
+
+def plot_seed_means(table: list[dict], args: argparse.Namespace, path: Path) -> None:
+    """AUC and log loss per perturbation, one line per run: the mean over the seeds, bars from min to max."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(max(10, 1.1 * len(args.robustness) + 4), 5.5))
+    for offset, run_name in enumerate(args.runs):
+        for axis, key in zip(axes, ("auc", "log_loss")):
+            values = [[v for v in column([r for r in table if r["recipe"].split("/")[0] == run_name
+                                          and r["perturbation"] == spec], key) if v is not None]
+                      for spec in args.robustness]
+            x = [i + 0.06 * (offset - (len(args.runs) - 1) / 2) for i in range(len(values))]
+            mean = [sum(v) / len(v) if v else float("nan") for v in values]
+            low = [m - min(v) if v else 0 for m, v in zip(mean, values)]
+            high = [max(v) - m if v else 0 for m, v in zip(mean, values)]
+            axis.errorbar(x, mean, yerr=[low, high], marker="o", capsize=3, label=run_name)
+    for axis, name in zip(axes, ("video AUC", "log loss")):
+        axis.set_xticks(range(len(args.robustness)), args.robustness, rotation=40, ha="right", fontsize=8)
+        axis.set_ylabel(f"{name}, mean and min-max over seeds")
+        axis.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
+    figure.suptitle(f"FF++ c40 part {TEST_PART}, seeds {', '.join(map(str, args.seeds))}; "
+                    f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPU cores\n"
+                    + textwrap.fill(" ".join(["python bench/real_data.py", *sys.argv[1:]]), 130, max_lines=3,
+                                    placeholder=" ..."), fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path.with_suffix(".tmp.png"), dpi=110)
+    plt.close(figure)
+    path.with_suffix(".tmp.png").replace(path)
 
 
 def column(rows: list[dict], key: str) -> list:

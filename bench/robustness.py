@@ -215,6 +215,11 @@ def print_table(table: pd.DataFrame) -> None:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
 
 
+def command_text(argv: list[str], width: int = 130, lines: int = 3) -> str:
+    """The command for a figure's title, cut to a few lines (the full one is in the run's log)."""
+    return textwrap.fill(" ".join(map(str, argv)), width, max_lines=lines, placeholder=" ...")
+
+
 def plot(table: pd.DataFrame, order: list[str], path: Path, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -230,7 +235,7 @@ def plot(table: pd.DataFrame, order: list[str], path: Path, title: str) -> None:
         axis.set_xticks(list(x), order, rotation=40, ha="right", fontsize=8)
         axis.set_ylabel(name)
         axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -259,7 +264,7 @@ def main(argv=None) -> int:
                f"load {os.getloadavg()[0]:.1f}")
     plot(table, [spec.text for spec in specs], args.work_dir / "robustness.png",
          f"{source} ({len(videos)} videos): AUC and log loss under each perturbation\n{machine}\n"
-         f"{textwrap.fill(' '.join(['python bench/robustness.py', *sys.argv[1:]]), 130)}")
+         f"{command_text(['python bench/robustness.py', *sys.argv[1:]])}")
     print(f"[robustness] wrote {args.work_dir / 'robustness.csv'} and robustness.png", file=sys.stderr)
     return 0
 
