@@ -29,12 +29,11 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 from core.atomic import atomic_write_json
-from core.cli import HelpFormatter
+from core.cli import HelpFormatter, command_text
 from core.layout import load_dataset
 from preprocessing.link_dataset import link_dataset
 
@@ -313,7 +312,7 @@ def robustness(runs_root: Path, data: Path, labels: Path, args: argparse.Namespa
     print("|---|---|---|---|---|---|")
     for run_name in args.runs:
         for spec in args.robustness:
-            rows = [r for r in table if r["recipe"].split("/")[0] == run_name and r["perturbation"] == spec]
+            rows = seed_rows_of(table, run_name, spec)
             cells = [mean_spread(column(rows, key)) for key in ("auc", "d_auc", "log_loss", "d_log_loss")]
             print(f"| {run_name} | {spec} | " + " | ".join(cells) + " |")
     if len(args.seeds) > 1:
@@ -322,17 +321,21 @@ def robustness(runs_root: Path, data: Path, labels: Path, args: argparse.Namespa
         log(f"wrote {figure}")
 
 
+def seed_rows_of(table: list[dict], run_name: str, spec: str) -> list[dict]:
+    """The robustness.csv rows of one run (every seed) under one perturbation."""
+    return [r for r in table if r["recipe"].split("/")[0] == run_name and r["perturbation"] == spec]
+
+
 def plot_seed_means(table: list[dict], args: argparse.Namespace, path: Path) -> None:
     """AUC and log loss per perturbation, one line per run: the mean over the seeds, bars from min to max."""
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from inference.report import save_figure
 
     figure, axes = plt.subplots(1, 2, figsize=(max(10, 1.1 * len(args.robustness) + 4), 5.5))
     for offset, run_name in enumerate(args.runs):
         for axis, key in zip(axes, ("auc", "log_loss")):
-            values = [[v for v in column([r for r in table if r["recipe"].split("/")[0] == run_name
-                                          and r["perturbation"] == spec], key) if v is not None]
+            values = [[v for v in column(seed_rows_of(table, run_name, spec), key) if v is not None]
                       for spec in args.robustness]
             x = [i + 0.06 * (offset - (len(args.runs) - 1) / 2) for i in range(len(values))]
             mean = [sum(v) / len(v) if v else float("nan") for v in values]
@@ -346,12 +349,9 @@ def plot_seed_means(table: list[dict], args: argparse.Namespace, path: Path) -> 
     axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
     figure.suptitle(f"FF++ c40 part {TEST_PART}, seeds {', '.join(map(str, args.seeds))}; "
                     f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPU cores\n"
-                    + textwrap.fill(" ".join(["python bench/real_data.py", *sys.argv[1:]]), 130, max_lines=3,
-                                    placeholder=" ..."), fontsize=9)
+                    + command_text(["python bench/real_data.py", *sys.argv[1:]]), fontsize=9)
     figure.tight_layout()
-    figure.savefig(path.with_suffix(".tmp.png"), dpi=110)
-    plt.close(figure)
-    path.with_suffix(".tmp.png").replace(path)
+    save_figure(figure, path)
 
 
 def column(rows: list[dict], key: str) -> list:

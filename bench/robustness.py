@@ -32,7 +32,6 @@ import argparse
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from tqdm import tqdm
 import evaluate
 import predict_folder
 from core.atomic import atomic_write_bytes
-from core.cli import HelpFormatter
+from core.cli import HelpFormatter, command_text
 from core.perturb import Perturbation, PerturbationError, parse_spec, write_perturbed
 from core.video import VideoReadError
 from inference.metrics import compute_metrics
@@ -215,15 +214,10 @@ def print_table(table: pd.DataFrame) -> None:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
 
 
-def command_text(argv: list[str], width: int = 130, lines: int = 3) -> str:
-    """The command for a figure's title, cut to a few lines (the full one is in the run's log)."""
-    return textwrap.fill(" ".join(map(str, argv)), width, max_lines=lines, placeholder=" ...")
-
-
 def plot(table: pd.DataFrame, order: list[str], path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from inference.report import save_figure
 
     figure, axes = plt.subplots(1, 2, figsize=(max(10, 1.1 * len(order) + 4), 5.5))
     x = range(len(order))
@@ -238,10 +232,7 @@ def plot(table: pd.DataFrame, order: list[str], path: Path, title: str) -> None:
     axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path.with_suffix(".tmp.png"), dpi=110)
-    plt.close(figure)
-    path.with_suffix(".tmp.png").replace(path)
+    save_figure(figure, path)
 
 
 def main(argv=None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+import textwrap
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -39,3 +40,9 @@ def deprecated_alias(new: str) -> type[argparse.Action]:
             super().__call__(parser, namespace, values, option_string)
 
     return DeprecatedAlias
+
+
+def command_text(argv: list, width: int = 130, lines: int = 3) -> str:
+    """A command line for a figure's title, cut to a few lines (the full one is in the run's log)."""
+    return textwrap.fill(" ".join(map(str, argv)), width, max_lines=lines, placeholder=" ...")
+
