@@ -4,12 +4,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
 import skimage.data
+import torch
 from torch.utils.data import DataLoader
 
 from helpers import REPO_ROOT, run_script
@@ -99,6 +101,24 @@ def test_config_switch_is_validated():
         load_config(SBI_CONFIG, ["optimizer.batch_size=5"])
 
 
+def test_blend_settings_are_checked_and_refused_where_no_blend_is_made():
+    settings = load_config(SBI_CONFIG)["sbi"]
+    assert SBIOptions.from_config(settings) == SBIOptions()  # the defaults are the paper's
+    chosen = load_config(SBI_CONFIG, ["sbi.blend_ratios=[1, 0.5]", 'sbi.masks=["lower"]', "sbi.deform=false"])
+    assert SBIOptions.from_config(chosen["sbi"]) == SBIOptions(deform=False, ratios=(1.0, 0.5), variants=("lower",))
+    for override, message in [("sbi.blend_ratios=[0]", r"'sbi.blend_ratios' must be .* in \(0, 1\]"),
+                              ("sbi.blend_ratios=[]", "'sbi.blend_ratios' must be a non-empty list"),
+                              ('sbi.masks=["oval"]', "'sbi.masks' must be .* face, extended, components, lower"),
+                              ("sbi.deform=1", "'sbi.deform' must be true or false"),
+                              ("sbi.augment=false", "unknown config key 'sbi.augment'"),
+                              ("sbi.ratio=1", "unknown config key 'sbi.ratio'")]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(SBI_CONFIG, [override])
+    with pytest.raises(ConfigError, match=r'sbi.masks set how self-blended fakes are made.*"fakes": "dataset"'):
+        load_config(SBI_CONFIG, ["fakes=dataset", 'sbi.masks=["face"]'])
+    assert load_config(REPO_ROOT / "configs" / "b7.json")["sbi"] == settings  # untouched: accepted
+
+
 # ---------------------------------------------------------------- on the preprocessed demo dataset
 
 def test_landmarks68_step_marks_the_eyes_mtcnn_found(preprocessed_demo):
@@ -154,6 +174,25 @@ def test_validation_blends_are_fixed_and_scored_as_their_own_videos(preprocessed
     first, again = val[1], val[1]
     assert first["image"].equal(again["image"]) and first["labels"].item() == 1.0
     assert first["video"] == val[0]["video"] + "_sbi" and val[0]["labels"].item() == 0.0
+
+
+def test_the_configs_blend_ratio_makes_the_trainers_blends(preprocessed_demo):
+    """Validation blends draw from a fixed seed per crop, so only the ratio r differs between these configs:
+    blend_r = t + r * m * (s - t) for the same mask m, source s and target t. Hence the blend at 1 lies twice as
+    far from the one at 0.5 as from the one at 0.75."""
+    from training.pipelines.train_classifier import make_datasets, parse_args
+
+    args = parse_args(["--config", str(SBI_CONFIG), "--data-dir", str(preprocessed_demo), "--fold", "0"])
+    main = SimpleNamespace(is_main=True)
+    reals, blends = {}, {}
+    for ratio in (1, 0.75, 0.5):
+        train, val = make_datasets(load_config(SBI_CONFIG, [f"sbi.blend_ratios=[{ratio}]"]), args, main)
+        assert train.blend == val.blend == SBIOptions(ratios=(ratio,))
+        reals[ratio] = torch.stack([val[2 * i]["image"] for i in range(6)])
+        blends[ratio] = torch.stack([val[2 * i + 1]["image"] for i in range(6)])
+    assert reals[1].equal(reals[0.5])
+    far, near = (float((blends[1] - blends[r]).abs().sum()) for r in (0.5, 0.75))
+    assert near > 0 and 1.8 < far / near < 2.2
 
 
 def test_trainer_refuses_sbi_without_68_point_landmarks(tmp_path):

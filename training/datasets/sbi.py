@@ -52,6 +52,15 @@ class SBIOptions:
     ratios: tuple[float, ...] = BLEND_RATIOS
     variants: tuple[str, ...] = HULL_VARIANTS
 
+    @classmethod
+    def from_config(cls, section: dict) -> SBIOptions:
+        """From a training config's checked "sbi" section (training/tools/config.py)."""
+        return cls(deform=section["deform"], ratios=tuple(float(r) for r in section["blend_ratios"]),
+                   variants=tuple(section["masks"]))
+
+
+PAPER = SBIOptions()  # the method as published
+
 
 # ---------------------------------------------------------------- mask
 
@@ -178,7 +187,7 @@ def blend(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarra
 
 
 def self_blend(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
-               options: SBIOptions = SBIOptions()) -> tuple[np.ndarray, np.ndarray]:
+               options: SBIOptions = PAPER) -> tuple[np.ndarray, np.ndarray]:
     """(the self-blended fake, the blend weight mask actually used, HxW float in [0, 1])."""
     mask = hull_mask(image.shape, landmarks, options.variants[int(rng.integers(len(options.variants)))])
     source, target = image.copy(), image.copy()

@@ -18,7 +18,7 @@ from core.layout import landmarks68_path, read_landmarks
 from core.model_input import image_to_tensor
 from training.datasets.classifier_dataset import MAX_CONSECUTIVE_UNREADABLE, CropRow, DatasetOptions, \
     DeepFakeClassifierDataset, _to_row
-from training.datasets.sbi import self_blend
+from training.datasets.sbi import PAPER, SBIOptions, self_blend
 
 log = logging.getLogger("training.dataset")
 
@@ -31,10 +31,13 @@ def real_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 class SelfBlendedPairs(DeepFakeClassifierDataset):
-    """Train mode only: the real rows, reshuffled each epoch; no cut-outs (SBI has none)."""
+    """Train mode only: the real rows, reshuffled each epoch; no cut-outs (SBI has none). `blend`: how the
+    fakes are made (the config's "sbi" section)."""
 
-    def __init__(self, rows: pd.DataFrame, options: DatasetOptions, transforms, seed: int = 0):
+    def __init__(self, rows: pd.DataFrame, options: DatasetOptions, transforms, seed: int = 0,
+                 blend: SBIOptions = PAPER):
         super().__init__(real_rows(rows), "train", options, transforms, seed)
+        self.blend = blend
         self.transforms.add_targets({BLEND_TARGET: "image"})
 
     def reset(self, epoch: int, seed: int) -> None:
@@ -65,7 +68,7 @@ class SelfBlendedPairs(DeepFakeClassifierDataset):
                            f"are unreadable or lack landmarks68 files (run preprocessing.generate_landmarks68)")
 
     def _make_pair(self, row: CropRow, image: np.ndarray, landmarks: np.ndarray, replaced: int) -> dict:
-        fake, _mask = self_blend(image, landmarks, self.rng)
+        fake, _mask = self_blend(image, landmarks, self.rng, self.blend)
         augmented = self.transforms(image=image, **{BLEND_TARGET: fake})
         smoothing = self.options.label_smoothing
         mean, std = self.options.normalize_mean, self.options.normalize_std
@@ -94,8 +97,9 @@ class SelfBlendedValidation(SelfBlendedPairs):
     """Val mode: 2N single samples (real i at 2i, its blend at 2i + 1); the blend of crop i always uses seed
     (seed, i), so every validation sees the same fakes."""
 
-    def __init__(self, rows: pd.DataFrame, options: DatasetOptions, transforms, seed: int = 0):
-        super().__init__(rows, options, transforms, seed)
+    def __init__(self, rows: pd.DataFrame, options: DatasetOptions, transforms, seed: int = 0,
+                 blend: SBIOptions = PAPER):
+        super().__init__(rows, options, transforms, seed, blend)
         self.mode = "val"
         self.seed = seed
         self.rows = [_to_row(r) for r in self.all_rows.itertuples(index=False)]

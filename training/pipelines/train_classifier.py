@@ -36,6 +36,7 @@ from core.runtime import Context
 from training.datasets.classifier_dataset import (DataError, DatasetOptions, DeepFakeClassifierDataset, read_folds,
                                                   reseed_worker, select_rows)
 from training.datasets.pair_mixup import PairMixupError, check_pairs
+from training.datasets.sbi import SBIOptions
 from training.datasets.sbi_dataset import SelfBlendedPairs, SelfBlendedValidation, collate_pairs, real_rows
 from training.datasets.unchanged_tracks import TracksMissing, apply_unchanged_tracks, check_folds_have_tracks
 from training.losses import WeightedLosses, balanced_loss
@@ -214,8 +215,10 @@ def make_datasets(config: dict, args: argparse.Namespace, context: Context):
                             f"(folds present: {sorted(folds['fold'].unique().tolist())})")
     train_transforms, val_transforms = create_train_transforms(config["size"]), create_val_transforms(config["size"])
     if sbi:
-        train = SelfBlendedPairs(splits["train"], options, train_transforms, seed=args.seed)
-        val = SelfBlendedValidation(splits["val"], options, val_transforms, seed=args.seed) if context.is_main else None
+        blend = SBIOptions.from_config(config["sbi"])
+        train = SelfBlendedPairs(splits["train"], options, train_transforms, seed=args.seed, blend=blend)
+        val = SelfBlendedValidation(splits["val"], options, val_transforms, seed=args.seed,
+                                    blend=blend) if context.is_main else None
         return train, val
     train = DeepFakeClassifierDataset(splits["train"], "train", options, train_transforms, seed=args.seed)
     val = DeepFakeClassifierDataset(splits["val"], "val", options, val_transforms) if context.is_main else None

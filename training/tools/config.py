@@ -11,6 +11,7 @@ from core.card import RELEASE_CARD
 from core.damage import named_errors
 from core.model_input import IMAGENET_MEAN, IMAGENET_STD
 from core.settings import read_json_object
+from training.datasets.sbi import BLEND_RATIOS, HULL_VARIANTS
 
 # Dicts are merged key by key; FREE_FORM sections accept any keys; REQUIRED keys (None here) must be given.
 DEFAULTS: dict[str, Any] = {
@@ -29,6 +30,10 @@ DEFAULTS: dict[str, Any] = {
     # null, or {"alpha": A, "p": P}: with probability P a fake crop is mixed with its original's crop of the same
     # frame and face, weight lambda ~ Beta(A, A), target mixed alike (training/datasets/pair_mixup.py).
     "pair_mixup": None,
+    # How "fakes": "sbi" makes its blends (training/datasets/sbi.py; the defaults are the paper's): the blend
+    # ratio is drawn from blend_ratios, the mask shape from masks; deform: the elastic deformation and blur of
+    # the mask (false: the hard hull).
+    "sbi": {"blend_ratios": list(BLEND_RATIOS), "masks": list(HULL_VARIANTS), "deform": True},
     # true: train on the crops of the re-encoded copies too (preprocessing.reencode_variants); never validated on.
     # null (off) rather than false, so that checkpoints saved before the key existed resume with the same config.
     "reencode_variants": None,
@@ -136,6 +141,24 @@ def _check_pair_mixup(config: dict, source: str) -> None:
                           f"\"fakes\": \"sbi\" there are no such pairs: drop one of the two")
 
 
+def _check_sbi(config: dict, source: str) -> None:
+    settings, default = config["sbi"], DEFAULTS["sbi"]
+    ratios, masks = settings["blend_ratios"], settings["masks"]
+    if not isinstance(ratios, list) or not ratios or not all(
+            isinstance(r, (int, float)) and not isinstance(r, bool) and 0 < r <= 1 for r in ratios):
+        raise ConfigError(f"{source}: config key 'sbi.blend_ratios' must be a non-empty list of numbers in (0, 1] "
+                          f"(one is drawn per blend; repeat a value to draw it more often), not {ratios!r}")
+    if not isinstance(masks, list) or not masks or not set(masks) <= set(HULL_VARIANTS):
+        raise ConfigError(f"{source}: config key 'sbi.masks' must be a non-empty list of "
+                          f"{', '.join(HULL_VARIANTS)}, not {masks!r}")
+    if not isinstance(settings["deform"], bool):
+        raise ConfigError(f"{source}: config key 'sbi.deform' must be true or false, not {settings['deform']!r}")
+    if config["fakes"] != "sbi" and settings != default:
+        changed = ", ".join(f"sbi.{k}" for k in settings if settings[k] != default[k])
+        raise ConfigError(f"{source}: {changed} set how self-blended fakes are made, and with \"fakes\": "
+                          f"\"{config['fakes']}\" none are made: drop it or set \"fakes\": \"sbi\"")
+
+
 def rename_deprecated_keys(given: dict, source: str, warn: bool = True) -> dict:
     """`given` with old key names (RENAMED) replaced by the new ones; a FutureWarning names each one found.
 
@@ -209,6 +232,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
         _check_required(config, source)
         _check_choices(config, source)
         _check_pair_mixup(config, source)
+        _check_sbi(config, source)
         params = config["schedule"]["params"]
         if params["max_iter"] is None:
             params["max_iter"] = config["schedule"]["epochs"] * config["batches_per_epoch"]
