@@ -10,6 +10,8 @@ Runs, on the same split and the same small encoder (configs/sbi_cpu.json), on th
   (d) winner+mixup    (a) with aligned-pair mixup ("pair_mixup": {"alpha": 0.5, "p": 0.5})
   (e) winner+reencode (a) also trained on one re-encoded copy of every training video
               (preprocessing.reencode_variants, then "reencode_variants": true)
+--override KEY=VALUE adds a trainer config override to every run (e.g. 'sbi.blend_ratios=[1]'); it needs --name,
+which keeps those results apart in WORK_DIR/NAME/ (a rerun with other overrides under the same name is refused).
 --seeds repeats every run per seed; the report then gives the mean and the spread (min-max) over the seeds.
 --robustness SPEC ... scores part 0 again under each perturbation (bench/robustness.py, one line per run and seed)
 and prints each run's AUC and log loss per perturbation, mean and spread over the seeds.
@@ -36,6 +38,7 @@ from core.atomic import atomic_write_json
 from core.cli import HelpFormatter, command_text
 from core.layout import load_dataset
 from preprocessing.link_dataset import link_dataset
+from training.tools.config import ConfigError, load_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,10 +147,33 @@ def run_folder(runs_root: Path, run_name: str, seed: int) -> Path:
     return runs_root / (run_name if seed == DEFAULT_SEED else f"{run_name}_seed{seed}")
 
 
-def train(run_dir: Path, run_name: str, data: Path, args: argparse.Namespace, seed: int) -> float:
+def run_overrides(run_name: str, args: argparse.Namespace) -> list[str]:
+    """The trainer's --override values of one run: its recipe, then --quick's, --epochs and the user's."""
     overrides = RUNS[run_name] + (QUICK_OVERRIDES if args.quick else [])
     if args.epochs:
         overrides.append(f"schedule.epochs={args.epochs}")
+    return overrides + args.override
+
+
+def check_overrides(runs_root: Path, args: argparse.Namespace) -> None:
+    """Before any work: every run's config loads, and a named results folder keeps the overrides it was made with."""
+    for run_name in args.runs:
+        try:
+            load_config(CONFIG, run_overrides(run_name, args))
+        except ConfigError as err:
+            raise SystemExit(f"error: run {run_name}: {err}") from None
+    if not args.override:
+        return
+    record = runs_root / "overrides.json"
+    if record.is_file() and json.loads(record.read_text()) != args.override:
+        raise SystemExit(f"error: {runs_root} holds runs made with --override {json.loads(record.read_text())}, "
+                         f"not {args.override}: choose another --name")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(record, args.override)
+
+
+def train(run_dir: Path, run_name: str, data: Path, args: argparse.Namespace, seed: int) -> float:
+    overrides = run_overrides(run_name, args)
     command = [sys.executable, "training/pipelines/train_classifier.py", "--config", CONFIG, "--data-dir", data,
                "--fold", TEST_PART, "--seed", seed, "--prefix", f"{run_name}_", "--output-dir",
                run_dir / "weights", "--logdir", run_dir / "logs", "--workers", args.loader_workers,
@@ -231,7 +257,8 @@ def print_report(results: dict, labels: Path, args: argparse.Namespace) -> None:
     print(f"\nFF++ c40, train parts 1-4, test part {TEST_PART} ({labels}); video AUC per method = its fakes vs all "
           f"part-{TEST_PART} reals; {os.cpu_count()} cores, --threads {args.threads}"
           + (", QUICK smoke run (not a result)" if args.quick else "")
-          + (f", {args.epochs} epochs instead of the config's" if args.epochs else ""))
+          + (f", {args.epochs} epochs instead of the config's" if args.epochs else "")
+          + (f", overrides {' '.join(args.override)}" if args.override else ""))
     print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
@@ -248,6 +275,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny training, 4 frames per video")
     parser.add_argument("--epochs", type=int, default=None,
                         help="train this many epochs instead of the config's (results go to WORK_DIR/epochs<N>/)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a trainer config override for every run (repeatable); needs --name")
+    parser.add_argument("--name", default=None,
+                        help="results go to WORK_DIR/NAME/ instead of WORK_DIR/[epochs<N>/]")
     parser.add_argument("--workers", type=int, default=2, help="preprocessing and predict_folder worker processes")
     parser.add_argument("--loader-workers", type=int, default=1, help="DataLoader workers of the trainer")
     parser.add_argument("--threads", type=int, default=2,
@@ -257,7 +288,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--robustness", nargs="+", default=None, metavar="SPEC",
                         help="also score part 0 under these perturbations (bench/robustness.py specs, e.g. none "
                              "crf:30 scale:0.5 messenger)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.override and not args.name:
+        parser.error("--override needs --name, so that its results do not mix with the runs made without it")
+    return args
 
 
 def main(argv=None) -> int:
@@ -265,6 +299,8 @@ def main(argv=None) -> int:
     if not (args.source / "PROVENANCE.csv").is_file():
         raise SystemExit(f"error: {args.source} does not hold the FF++ c40 set (no PROVENANCE.csv)")
     work = args.work_dir.resolve()
+    runs_root = work / (args.name or ("quick" if args.quick else f"epochs{args.epochs}" if args.epochs else ""))
+    check_overrides(runs_root, args)
     data = work / "data"
     if not data.is_dir():
         link_dataset(args.source, data)
@@ -273,7 +309,6 @@ def main(argv=None) -> int:
     if NEEDS_VARIANTS & set(args.runs):
         prep = timed_stage(work / "preprocess_variants.json", add_variants, data, args.workers)
         log(f"re-encoded copies and their preprocessing: {prep['seconds']:.0f} s")
-    runs_root = work / "quick" if args.quick else work / f"epochs{args.epochs}" if args.epochs else work
     labels = write_labels(args.source, data, runs_root / "labels.csv")
     results: dict[str, dict] = {}
     for run_name in args.runs:
