@@ -224,6 +224,23 @@ def test_the_cache_is_keyed_by_the_checkpoint_bytes_and_the_card(tmp_path):
     assert len(list(cache.iterdir())) == 3
 
 
+def test_openvino_infers_a_large_batch_a_few_crops_at_a_time(tmp_path):
+    """The request never sees more than OPENVINO_CROPS_PER_CALL crops (the plugin keeps buffers sized for the
+    largest call), and every crop's logit is the one a call of its own gives."""
+    checkpoint = tmp_path / "model.pt"
+    net = small_net(2)
+    torch.save(net.state_dict(), checkpoint)
+    classifier, _ = engine.openvino_classifier(net, checkpoint, CARD.to_dict(), 16, "fp32", tmp_path / "cache")
+    x = torch.randn(2 * engine.OPENVINO_CROPS_PER_CALL + 1, 3, 16, 16)
+    logits = classifier(x)
+    assert logits.shape == (len(x), 1)
+    assert tuple(classifier.request.get_input_tensor(0).shape)[0] <= engine.OPENVINO_CROPS_PER_CALL
+    alone = torch.cat([classifier(x[i:i + 1]) for i in range(len(x))])
+    assert torch.allclose(logits, alone, atol=1e-6)
+    with torch.no_grad():
+        assert torch.allclose(logits, net(x), atol=1e-5)
+
+
 def test_the_torch_engine_keeps_the_run_key_and_the_models():
     assert engine.run_label("torch", "auto", torch.float32) == "torch.float32"
     assert engine.run_label("openvino", "auto", torch.float32) == "openvino fp32"
