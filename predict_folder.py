@@ -107,7 +107,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--engine-cache", type=Path, default=None,
                         help=f"with --engine openvino: folder of the converted models (default: "
                              f"{engine.default_cache_dir()})")
-    parser.add_argument("--batch-size", type=int, default=64, help="face crops per classifier call")
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="face crops per classifier call (--engine openvino splits each into calls of "
+                             f"{engine.OPENVINO_CROPS_PER_CALL} crops: docs/engine.md)")
     parser.add_argument("--detector-batch", type=int, default=None,
                         help="frames per MTCNN call (default: all frames of a video on CUDA; 1 on CPU, where "
                              "batching is not faster and 1 reproduces the original exactly)")
