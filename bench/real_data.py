@@ -165,9 +165,10 @@ def check_overrides(runs_root: Path, args: argparse.Namespace) -> None:
     if not args.override:
         return
     record = runs_root / "overrides.json"
-    if record.is_file() and json.loads(record.read_text()) != args.override:
-        raise SystemExit(f"error: {runs_root} holds runs made with --override {json.loads(record.read_text())}, "
-                         f"not {args.override}: choose another --name")
+    made_with = json.loads(record.read_text()) if record.is_file() else args.override
+    if made_with != args.override:
+        raise SystemExit(f"error: {runs_root} holds runs made with --override {made_with}, not {args.override}: "
+                         f"choose another --name")
     record.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(record, args.override)
 

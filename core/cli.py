@@ -45,4 +45,3 @@ def deprecated_alias(new: str) -> type[argparse.Action]:
 def command_text(argv: list, width: int = 130, lines: int = 3) -> str:
     """A command line for a figure's title, cut to a few lines (the full one is in the run's log)."""
     return textwrap.fill(" ".join(map(str, argv)), width, max_lines=lines, placeholder=" ...")
-
